@@ -1,0 +1,74 @@
+"""JSON Schema of the pipeline format, generated from the op registry (for editor completion)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from augflow import registry
+from augflow.config.build import CONTROL_KEYS, FORMAT_VERSION
+from augflow.sample import BBOX_FORMATS, FIELD_KINDS, KEYPOINT_FORMATS
+
+
+def op_params_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of one op's parameters."""
+    spec = registry.get(name)
+    try:
+        schema = spec.schema.model_json_schema(mode="validation")
+    except Exception:  # noqa: BLE001 - a few library schemas hold types JSON Schema cannot express
+        schema = {"type": "object", "properties": {row["name"]: {"description": row["description"]}
+                                                   for row in spec.params_info()}}
+    for hidden in spec.hidden_params:
+        schema.get("properties", {}).pop(hidden, None)
+        if hidden in schema.get("required", []):
+            schema["required"].remove(hidden)
+    schema["additionalProperties"] = False
+    schema.setdefault("description", spec.doc.split("\n\n")[0])
+    return schema
+
+
+def pipeline_json_schema() -> dict[str, Any]:
+    """A draft 2020-12 schema: top-level keys, field kinds, and every registered op's parameters."""
+    op_entries = []
+    defs: dict[str, Any] = {}
+    for spec in registry.specs():
+        key = spec.name.replace(".", "__")
+        defs[key] = op_params_schema(spec.name)
+        for name in (spec.name, *spec.aliases):
+            op_entries.append({"type": "object", "properties": {name: {"oneOf": [{"$ref": f"#/$defs/{key}"},
+                                                                                   {"type": "null"}]}},
+                               "required": [name], "additionalProperties": False})
+    control = []
+    for kind, keys in CONTROL_KEYS.items():
+        props = {k: {} for k in keys}
+        props["ops"] = {"$ref": "#/$defs/__steps"}
+        control.append({"type": "object", "required": [kind], "additionalProperties": False,
+                        "properties": {kind: {"type": "object", "properties": props, "required": ["ops"]}}})
+    defs["__step"] = {"anyOf": [*op_entries, *control]}
+    defs["__steps"] = {"type": "array", "items": {"$ref": "#/$defs/__step"}}
+    field = {"anyOf": [{"enum": list(FIELD_KINDS)}, {"type": "object", "properties": {
+        "kind": {"enum": list(FIELD_KINDS)}, "format": {"enum": list(BBOX_FORMATS) + list(KEYPOINT_FORMATS)},
+        "label_fields": {"type": "array", "items": {"type": "string"}}}, "required": ["kind"]}]}
+    views_item = {"type": "object", "properties": {"views": {"type": "integer", "minimum": 1}},
+                  "required": ["views"], "additionalProperties": False}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "augflow pipeline",
+        "type": "object",
+        "required": ["augflow"],
+        "additionalProperties": False,
+        "properties": {
+            "augflow": {"const": FORMAT_VERSION},
+            "name": {"type": "string"}, "description": {"type": "string"},
+            "seed": {"type": "integer", "minimum": 0},
+            "imports": {"type": "array", "items": {"type": "string"}},
+            "fields": {"type": "object", "additionalProperties": field},
+            "decode": {"type": "object"},
+            "sample": {"type": "array", "items": {"anyOf": [{"$ref": "#/$defs/__step"}, views_item]}},
+            "views": {"type": "object", "additionalProperties": {"$ref": "#/$defs/__steps"}},
+            "batch": {"type": "object", "properties": {"device": {"type": "string"}, "backend": {"type": "string"},
+                                                       "ops": {"$ref": "#/$defs/__steps"}}},
+            "offline": {"$ref": "#/$defs/__steps"},
+            "negatives": {"$ref": "#/$defs/__steps"},
+        },
+        "$defs": defs,
+    }

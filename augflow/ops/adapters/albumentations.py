@@ -1,0 +1,309 @@
+"""Every albumentations transform, reachable by name through one adapter.
+
+`albumentations.RandomResizedCrop` and its snake_case alias `random_resized_crop` both name
+`A.RandomResizedCrop`. Its pydantic `InitSchema` is the op's parameter schema, so validation,
+listings and the JSON Schema come from albumentations' own definitions.
+
+albumentations 2.0.8 is the last MIT-licensed release; every call into it lives in this module so
+that it can be replaced without touching the rest of augflow.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import random
+import re
+from typing import Any, ClassVar
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import numpy as np  # noqa: E402
+from albumentations.core.bbox_utils import BboxParams, BboxProcessor  # noqa: E402
+from albumentations.core.keypoints_utils import KeypointParams, KeypointsProcessor  # noqa: E402
+from albumentations.core.transforms_interface import BasicTransform, DualTransform, ImageOnlyTransform  # noqa: E402
+from pydantic import BaseModel, Field, create_model  # noqa: E402
+
+from augflow import registry  # noqa: E402
+from augflow.ops.base import Op  # noqa: E402
+from augflow.params_codec import from_jsonable, to_jsonable  # noqa: E402
+from augflow.sample import FieldSpec, Sample  # noqa: E402
+
+_ABSTRACT = {"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D"}
+_BULKY_ELEMENTS = 4096  # sampled arrays larger than this are recorded as a seed, not values
+_UINT16_MAX = 65535.0
+
+
+def snake_case(name: str) -> str:
+    """`RandomResizedCrop` -> `random_resized_crop`, `CLAHE` -> `clahe`, `ISONoise` -> `iso_noise`."""
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
+    return s.lower()
+
+
+class _Processors:
+    """albumentations' box/keypoint converters for one field layout (cached per layout)."""
+
+    _cache: dict[tuple, "_Processors"] = {}
+
+    def __init__(self, bbox: FieldSpec | None, bbox_name: str | None, kp: FieldSpec | None, kp_name: str | None):
+        self.items: list[Any] = []
+        if bbox is not None:
+            proc = BboxProcessor(BboxParams(format=bbox.format or "pascal_voc",
+                                            label_fields=list(bbox.label_fields) or None))
+            self.items.append(proc)
+        if kp is not None:
+            proc = KeypointsProcessor(KeypointParams(format=kp.format or "xy",
+                                                     label_fields=list(kp.label_fields) or None,
+                                                     remove_invisible=True))
+            self.items.append(proc)
+
+    @classmethod
+    def for_sample(cls, sample: Sample) -> "_Processors | None":
+        bbox_names = sample.fields_of_kind("bboxes")
+        kp_names = sample.fields_of_kind("keypoints")
+        if not bbox_names and not kp_names:
+            return None
+        bn = bbox_names[0] if bbox_names else None
+        kn = kp_names[0] if kp_names else None
+        key = (sample.specs.get(bn) if bn else None, sample.specs.get(kn) if kn else None)
+        if key not in cls._cache:
+            cls._cache[key] = cls(key[0], bn, key[1], kn)
+        return cls._cache[key]
+
+
+def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processors | None]:
+    """The albumentations data dict for a sample, and the albumentations-key -> field-name map."""
+    data: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    extra_images = []
+    for name, spec in sample.specs.items():
+        if name not in sample:
+            continue
+        kind = spec.kind
+        if kind == "image":
+            key = "image" if "image" not in data else name
+            if key != "image":
+                extra_images.append(name)
+        elif kind in ("mask", "masks", "bboxes", "keypoints"):
+            key = kind if kind not in data else name
+        else:
+            continue
+        data[key] = sample[name]
+        names[key] = name
+        if kind in ("bboxes", "keypoints"):
+            for lf in spec.label_fields:
+                if lf in sample:
+                    data[lf] = sample[lf]
+                    names[lf] = lf
+    procs = _Processors.for_sample(sample)
+    if procs is not None:
+        for proc in procs.items:
+            proc.preprocess(data)
+    return data, names, procs
+
+
+def _from_albu(sample: Sample, data: dict[str, Any], names: dict[str, str], procs: _Processors | None) -> Sample:
+    if procs is not None:
+        from albumentations.core.utils import get_shape
+        shape = get_shape(data)
+        for proc in procs.items:
+            for key in proc.data_fields:
+                if key in data:
+                    data[key] = proc.filter(data[key], shape)
+            proc.postprocess(data)
+    out = sample.copy()
+    for key, name in names.items():
+        out[name] = data[key]
+    return out
+
+
+class AlbumentationsOp(Op):
+    """An albumentations transform run through augflow's sampling/apply split."""
+
+    transform_cls: ClassVar[type[BasicTransform]]
+
+    def __init__(self, params: BaseModel | None = None, **kwargs: Any):
+        self._config = dict(kwargs)
+        config = coerce_named_constants(kwargs)
+        prob = config.pop("p", None)
+        self._p = float(prob) if prob is not None else _default_p(self.transform_cls)
+        self.transform = self.transform_cls(**config, p=1.0)
+        self._extra_keys: set[str] = set()
+        self._py_random = random.Random()
+        self.params = None
+
+    @property
+    def p(self) -> float:
+        return self._p
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._config)
+
+    def _draw(self, seed: int, data: dict[str, Any]) -> dict[str, Any]:
+        t = self.transform
+        self._py_random.seed(seed)
+        t.set_random_state(np.random.Generator(np.random.Philox(seed)), self._py_random)
+        params = t.get_params()
+        params = t.update_transform_params(params=params, data=data)
+        params.update(t.get_params_dependent_on_data(params=params, data=data))
+        return params
+
+    def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
+        seed = int(rng.integers(2**63))
+        data, _, _ = _prepare(sample)
+        params = self._draw(seed, data)
+        if _bulky(params):
+            return {"seed": seed}
+        return to_jsonable(params)
+
+    def apply(self, sample: Sample, **params: Any) -> Sample:
+        data, names, procs = _prepare(sample)
+        self._register_extra_targets(sample, data, names)
+        if params.keys() == {"seed"}:
+            values = self._draw(params["seed"], data)
+        else:
+            values = from_jsonable(params)
+        image_key = "image"
+        restore = _adapt_image(self.transform, data, image_key)
+        result = self.transform.apply_with_params(values, **data)
+        if restore is not None:
+            result[image_key] = restore(result[image_key])
+        return _from_albu(sample, result, names, procs)
+
+    def _register_extra_targets(self, sample: Sample, data: dict[str, Any], names: dict[str, str]) -> None:
+        wanted = {}
+        for key, name in names.items():
+            if key in self.transform.available_keys or key in self._extra_keys:
+                continue
+            spec = sample.specs.get(name)
+            if spec is not None and spec.kind in ("image", "mask", "masks"):
+                wanted[key] = spec.kind
+        if wanted:
+            self.transform.add_targets(wanted)
+            self._extra_keys.update(wanted)
+
+
+@functools.lru_cache(maxsize=None)
+def _default_p(cls: type[BasicTransform]) -> float:
+    """albumentations' own default probability for a transform (kept, so YAML means the same)."""
+    param = inspect.signature(cls.__init__).parameters.get("p")
+    return float(param.default) if param is not None and param.default is not inspect.Parameter.empty else 1.0
+
+
+def _prepare(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processors | None]:
+    return _to_albu(sample)
+
+
+def _bulky(params: dict[str, Any]) -> bool:
+    for v in params.values():
+        if isinstance(v, np.ndarray) and v.size > _BULKY_ELEMENTS:
+            return True
+        if isinstance(v, (list, tuple)) and v and isinstance(v[0], np.ndarray) and sum(a.size for a in v) > _BULKY_ELEMENTS:
+            return True
+    return False
+
+
+def _adapt_image(transform: BasicTransform, data: dict[str, Any], key: str):
+    """Odd images, on purpose: 16-bit goes through float32 in [0, 1]; RGBA keeps its alpha under
+    colour ops (which are defined on RGB). Returns a function that restores the original layout."""
+    img = data.get(key)
+    if img is None:
+        return None
+    steps = []
+    if img.dtype == np.uint16:
+        data[key] = img = img.astype(np.float32) / _UINT16_MAX
+        steps.append(lambda x: np.clip(np.rint(x * _UINT16_MAX), 0, _UINT16_MAX).astype(np.uint16))
+    if isinstance(transform, ImageOnlyTransform) and img.ndim == 3 and img.shape[2] == 4:
+        alpha = img[..., 3:]
+        data[key] = np.ascontiguousarray(img[..., :3])
+        steps.insert(0, lambda x: np.concatenate([x if x.ndim == 3 else x[..., None], alpha.astype(x.dtype)], axis=2))
+    if not steps:
+        return None
+
+    def restore(x: np.ndarray) -> np.ndarray:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return restore
+
+
+_NAMED_CONSTANTS = {
+    "border_mode": {"constant": 0, "replicate": 1, "reflect": 2, "wrap": 3, "reflect_101": 4},
+    "interpolation": {"nearest": 0, "linear": 1, "cubic": 2, "area": 3, "lanczos": 4},
+    "mask_interpolation": {"nearest": 0, "linear": 1, "cubic": 2, "area": 3, "lanczos": 4},
+}
+
+
+def coerce_named_constants(params: dict[str, Any]) -> dict[str, Any]:
+    """Let YAML say `border_mode: reflect` instead of OpenCV's integer constants."""
+    out = dict(params)
+    for key, table in _NAMED_CONSTANTS.items():
+        value = out.get(key)
+        if isinstance(value, str) and value.lower() in table:
+            out[key] = table[value.lower()]
+    return out
+
+
+def params_schema(cls: type[BasicTransform]) -> type[BaseModel]:
+    """albumentations' InitSchema with the defaults of the transform's __init__ filled in.
+
+    albumentations keeps defaults in the signature, not the schema; filling them gives a schema
+    that lists defaults and validates a partial YAML mapping.
+    """
+    sig = inspect.signature(cls.__init__)
+    base = cls.InitSchema
+    fields: dict[str, Any] = {}
+    for pname, f in base.model_fields.items():
+        if pname == "strict":
+            fields[pname] = (f.annotation, False)
+        elif pname in sig.parameters and sig.parameters[pname].default is not inspect.Parameter.empty:
+            fields[pname] = (f.annotation, Field(sig.parameters[pname].default, description=f.description))
+    model = create_model(f"{cls.__name__}Params", __base__=base, **fields)
+    model.model_config["extra"] = "forbid"
+    model.model_rebuild(force=True)
+    return model
+
+
+def transform_classes() -> dict[str, type[BasicTransform]]:
+    """Every concrete albumentations transform class, by class name."""
+    out = {}
+    for name, obj in vars(A).items():
+        if inspect.isclass(obj) and issubclass(obj, BasicTransform) and name not in _ABSTRACT \
+                and not inspect.isabstract(obj):
+            out[name] = obj
+    return out
+
+
+def _targets_of(cls: type[BasicTransform]) -> frozenset[str]:
+    if issubclass(cls, ImageOnlyTransform):
+        return frozenset({"image"})
+    if issubclass(cls, DualTransform):
+        return frozenset({"image", "mask", "masks", "bboxes", "keypoints"})
+    return frozenset({"image"})
+
+
+def _family_of(cls: type[BasicTransform]) -> str:
+    module = cls.__module__.split(".")
+    return "albumentations." + (module[2] if len(module) > 2 else module[-1])
+
+
+def register_all() -> None:
+    """Register every albumentations transform under `albumentations.X` and a snake_case alias."""
+    for cls_name, cls in transform_classes().items():
+        op_cls = type(f"Albumentations{cls_name}", (AlbumentationsOp,), {
+            "transform_cls": cls, "__doc__": (cls.__doc__ or "").strip(), "__module__": __name__,
+        })
+        op_cls.name = f"albumentations.{cls_name}"
+        op_cls.targets = _targets_of(cls)
+        registry.add(registry.OpSpec(
+            name=op_cls.name, factory=op_cls, schema_source=functools.partial(params_schema, cls), targets=op_cls.targets,
+            family=_family_of(cls), doc=op_cls.__doc__, backends=("albumentations",),
+            aliases=(snake_case(cls_name),), hidden_params=("strict",), extra={"cls": op_cls},
+        ))
+
+
+register_all()

@@ -1,0 +1,170 @@
+"""The op registry: name -> op class + typed parameter schema.
+
+YAML validation, `augflow.ops()`, the JSON Schema and the CLI's catalogue are all generated from
+what is registered here. Custom ops come in only through `register` (directly, or from a module
+named in a pipeline's `imports:` list) — never from arbitrary strings in a YAML file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from pydantic import BaseModel, ValidationError
+
+from augflow.ops.base import Op
+
+
+@dataclass
+class OpSpec:
+    """What the registry knows of one op."""
+
+    name: str
+    factory: Callable[..., Op]        # called with the user's keyword params
+    schema_source: type[BaseModel] | Callable[[], type[BaseModel]]  # the model, or a builder of it
+    targets: frozenset[str]
+    family: str
+    doc: str = ""
+    backends: tuple[str, ...] = ("augflow",)
+    aliases: tuple[str, ...] = ()
+    hidden_params: tuple[str, ...] = ()   # schema fields not exposed to users (e.g. albumentations' `strict`)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def schema(self) -> type[BaseModel]:
+        """The pydantic model of the op's parameters (built on first use for adapter ops)."""
+        src = self.schema_source
+        return src if isinstance(src, type) and issubclass(src, BaseModel) else src()
+
+    def params_info(self) -> list[dict[str, Any]]:
+        """Parameter name, type, default and description, for listings."""
+        rows = []
+        for pname, f in self.schema.model_fields.items():
+            if pname in self.hidden_params:
+                continue
+            default = None if f.is_required() else f.get_default(call_default_factory=True)
+            rows.append({
+                "name": pname,
+                "type": _type_name(f.annotation),
+                "required": f.is_required(),
+                "default": default,
+                "description": f.description or "",
+                "constraints": [str(m) for m in f.metadata],
+            })
+        return rows
+
+    def validate(self, params: dict[str, Any]) -> BaseModel:
+        """Validate user params against the schema; raises pydantic's ValidationError."""
+        return self.schema(**params)
+
+    def build(self, params: dict[str, Any]) -> Op:
+        return self.factory(**params)
+
+
+def _type_name(annotation: Any) -> str:
+    text = getattr(annotation, "__name__", None) if not getattr(annotation, "__args__", None) else None
+    return text or str(annotation).replace("typing.", "")
+
+
+class UnknownOpError(KeyError):
+    """An op name that is not registered; carries close matches."""
+
+    def __init__(self, name: str, suggestions: list[str]):
+        self.name = name
+        self.suggestions = suggestions
+        hint = f"; did you mean {' or '.join(repr(s) for s in suggestions)}?" if suggestions else ""
+        super().__init__(f"unknown op {name!r}{hint} (see `augflow ops` for the list)")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+_REGISTRY: dict[str, OpSpec] = {}
+_ALIASES: dict[str, str] = {}
+_BUILTINS_LOADED = False
+
+
+def register(name: str, *, targets: Iterable[str] = ("image",), family: str = "custom",
+             backends: Iterable[str] = ("augflow",), aliases: Iterable[str] = ()) -> Callable[[type[Op]], type[Op]]:
+    """Class decorator: register an `Op` subclass under `name` with its `Params` schema."""
+
+    def deco(cls: type[Op]) -> type[Op]:
+        cls.name = name
+        cls.targets = frozenset(targets)
+        add(OpSpec(
+            name=name, factory=lambda **kw: cls(cls.Params(**kw)), schema_source=cls.Params,
+            targets=cls.targets, family=family, doc=(cls.__doc__ or "").strip(),
+            backends=tuple(backends), aliases=tuple(aliases), extra={"cls": cls},
+        ))
+        return cls
+
+    return deco
+
+
+def add(spec: OpSpec) -> None:
+    """Add a spec (used by `register` and by adapters that register many ops at once)."""
+    existing = _REGISTRY.get(spec.name)
+    if existing is not None and existing.extra.get("cls") is not spec.extra.get("cls"):
+        # Re-registering the same class (module reload) is fine; a different class is a clash.
+        if existing.extra.get("cls") is None or spec.extra.get("cls") is None or \
+                existing.extra["cls"].__qualname__ != spec.extra["cls"].__qualname__:
+            raise ValueError(f"op name {spec.name!r} is already registered (family {existing.family})")
+    _REGISTRY[spec.name] = spec
+    for alias in spec.aliases:
+        _ALIASES.setdefault(alias, spec.name)
+
+
+def _load_builtins() -> None:
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    import augflow.ops  # noqa: F401  (registers the built-in families)
+
+
+def get(name: str) -> OpSpec:
+    """The spec of a registered op; raises UnknownOpError with close matches."""
+    _load_builtins()
+    spec = _REGISTRY.get(name) or _REGISTRY.get(_ALIASES.get(name, ""))
+    if spec is None:
+        raise UnknownOpError(name, suggest(name))
+    return spec
+
+
+def suggest(name: str, n: int = 3) -> list[str]:
+    _load_builtins()
+    pool = list(_REGISTRY) + list(_ALIASES)
+    lowered = {p.lower(): p for p in pool}
+    hits = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
+    return [lowered[h] for h in hits]
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def specs() -> list[OpSpec]:
+    _load_builtins()
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def import_plugin(module: str) -> None:
+    """Import a module that registers custom ops (the YAML `imports:` list)."""
+    importlib.import_module(module)
+
+
+def ops(family: str | None = None) -> list[dict[str, Any]]:
+    """The op catalogue: name, family, backends, targets, doc and parameters of every op."""
+    return [
+        {"name": s.name, "family": s.family, "backends": list(s.backends), "targets": sorted(s.targets),
+         "doc": s.doc.split("\n\n")[0], "params": s.params_info(), "aliases": list(s.aliases)}
+        for s in specs() if family is None or s.family == family
+    ]
+
+
+__all__ = ["OpSpec", "UnknownOpError", "register", "add", "get", "suggest", "names", "specs", "ops",
+           "import_plugin", "ValidationError"]

@@ -1,0 +1,136 @@
+"""The Sample mapping, field kinds and the provenance record.
+
+A sample is a mapping of named fields. Each field has a *kind* (image, mask, bboxes, ...) that
+decides how ops treat it: geometric ops move masks, boxes and keypoints with the image, colour
+ops touch only images. Kinds come from the pipeline's `fields:` section or, failing that, from
+the field's name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+FIELD_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "label", "text", "embedding", "negatives")
+BBOX_FORMATS = ("pascal_voc", "coco", "yolo", "albumentations")
+KEYPOINT_FORMATS = ("xy", "yx", "xya", "xys", "xyas", "xysa", "xyz")
+
+# Field names that imply a kind when the pipeline does not declare one.
+_KIND_BY_NAME = {
+    "image": "image", "img": "image",
+    "mask": "mask", "masks": "masks", "segmentation": "mask",
+    "bboxes": "bboxes", "boxes": "bboxes",
+    "keypoints": "keypoints",
+    "label": "label", "labels": "label", "class_labels": "label", "target": "label",
+    "text": "text", "caption": "text",
+    "embedding": "embedding", "embeddings": "embedding", "features": "embedding",
+    "negatives": "negatives",
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """How one sample field is interpreted: its kind and, for boxes/keypoints, its format."""
+
+    kind: str
+    format: str | None = None
+    label_fields: tuple[str, ...] = ()
+
+
+def default_field_spec(name: str) -> FieldSpec | None:
+    """The spec implied by a field's name, or None for fields augflow passes through untouched."""
+    kind = _KIND_BY_NAME.get(name)
+    if kind is None:
+        return None
+    if kind == "bboxes":
+        return FieldSpec("bboxes", "pascal_voc")
+    if kind == "keypoints":
+        return FieldSpec("keypoints", "xy")
+    return FieldSpec(kind)
+
+
+def resolve_field_specs(names: Iterable[str], declared: Mapping[str, FieldSpec]) -> dict[str, FieldSpec]:
+    """Field specs for the given field names: declared ones first, then name-implied ones."""
+    specs: dict[str, FieldSpec] = {}
+    for name in names:
+        spec = declared.get(name) or default_field_spec(name)
+        if spec is not None:
+            specs[name] = spec
+    return specs
+
+
+@dataclass
+class ProvenanceEntry:
+    """One op that was actually applied: where it sits in the pipeline and its sampled params."""
+
+    op: str
+    path: str
+    params: dict[str, Any]
+    view: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"op": self.op, "path": self.path, "params": self.params}
+        if self.view is not None:
+            out["view"] = self.view
+        return out
+
+
+class Provenance(list):
+    """The list of ops applied to produce a sample, in order; JSON-serializable."""
+
+    def to_json(self) -> str:
+        return json.dumps([e.to_dict() for e in self])
+
+    @classmethod
+    def from_json(cls, text: str | list) -> "Provenance":
+        rows = json.loads(text) if isinstance(text, str) else text
+        return cls(ProvenanceEntry(r["op"], r["path"], r["params"], r.get("view")) for r in rows)
+
+    def ops(self) -> list[str]:
+        """Names of the applied ops, e.g. for a caption."""
+        return [e.op for e in self]
+
+
+class Sample(dict):
+    """A dict of fields plus what augflow knows about them (kinds, seed, provenance).
+
+    It is a plain dict to any consumer (`default_collate`, `**sample`), so it drops into an
+    existing `Dataset.__getitem__`.
+    """
+
+    __slots__ = ("specs", "provenance", "seed", "views")
+
+    def __init__(self, fields: Mapping[str, Any] = (), specs: Mapping[str, FieldSpec] | None = None,
+                 provenance: Provenance | None = None, seed: Any = None):
+        super().__init__(fields)
+        self.specs: dict[str, FieldSpec] = dict(specs) if specs is not None else resolve_field_specs(self, {})
+        self.provenance = provenance if provenance is not None else Provenance()
+        self.seed = seed
+        self.views: dict[str, "Sample"] | None = None
+
+    def fields_of_kind(self, *kinds: str) -> list[str]:
+        return [name for name, spec in self.specs.items() if spec.kind in kinds and name in self]
+
+    def copy(self) -> "Sample":
+        return Sample(self, self.specs, Provenance(self.provenance), self.seed)
+
+    def with_fields(self, **updates: Any) -> "Sample":
+        out = self.copy()
+        out.update(updates)
+        return out
+
+    @property
+    def image(self) -> np.ndarray:
+        return self["image"]
+
+    def __reduce__(self):  # picklable across DataLoader workers with its metadata
+        return (Sample, (dict(self), self.specs, self.provenance, self.seed))
+
+
+__all__ = [
+    "FIELD_KINDS", "BBOX_FORMATS", "KEYPOINT_FORMATS", "FieldSpec", "Sample", "Provenance",
+    "ProvenanceEntry", "default_field_spec", "resolve_field_specs",
+]
