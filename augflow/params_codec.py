@@ -14,8 +14,16 @@ import numpy as np
 _SMALL_ARRAY = 256  # arrays up to this many elements are stored as readable lists
 
 
+_PLAIN = (int, str, bool, type(None))
+
+
 def to_jsonable(value: Any) -> Any:
     """Convert sampled params to JSON-native data (numpy arrays are tagged so they round-trip)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is float:
+        return value if value == value else {"__float__": "nan"}
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -38,6 +46,11 @@ def to_jsonable(value: Any) -> Any:
 
 def from_jsonable(value: Any) -> Any:
     """Inverse of `to_jsonable`."""
+    kind = type(value)
+    if kind in _PLAIN or kind is float:
+        return value
+    if kind is list and all(type(v) in _PLAIN or type(v) is float for v in value):
+        return list(value)
     if isinstance(value, dict):
         if "__ndarray__" in value:
             return np.asarray(value["__ndarray__"], dtype=np.dtype(value["dtype"]))

@@ -23,7 +23,7 @@ from augflow.sample import Provenance, ProvenanceEntry, Sample, resolve_field_sp
 from augflow.steps import OpStep, Step, iter_ops, run_steps
 
 # Kinds that views carry separately; other fields (label, ids) stay at the top level.
-_VIEW_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "embedding", "text")
+_VIEW_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "embedding", "text", "volume", "mask3d")
 _IMAGE_DTYPES = (np.uint8, np.uint16, np.float32)
 
 

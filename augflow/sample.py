@@ -14,7 +14,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-FIELD_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "label", "text", "embedding", "negatives")
+FIELD_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "label", "text", "embedding", "negatives",
+               "volume", "mask3d")
 BBOX_FORMATS = ("pascal_voc", "coco", "yolo", "albumentations")
 KEYPOINT_FORMATS = ("xy", "yx", "xya", "xys", "xyas", "xysa", "xyz")
 
@@ -28,6 +29,7 @@ _KIND_BY_NAME = {
     "text": "text", "caption": "text",
     "embedding": "embedding", "embeddings": "embedding", "features": "embedding",
     "negatives": "negatives",
+    "volume": "volume", "mask3d": "mask3d",   # D x H x W (x C) stacks, for 3-D transforms
 }
 
 

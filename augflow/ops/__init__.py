@@ -14,6 +14,7 @@ _FAMILIES = (
     "augflow.ops.auto",
     "augflow.ops.random_field",
     "augflow.ops.corruptions",
+    "augflow.latent.op",
 )
 
 

@@ -23,7 +23,8 @@ import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 from albumentations.core.bbox_utils import BboxParams, BboxProcessor  # noqa: E402
 from albumentations.core.keypoints_utils import KeypointParams, KeypointsProcessor  # noqa: E402
-from albumentations.core.transforms_interface import BasicTransform, DualTransform, ImageOnlyTransform  # noqa: E402
+from albumentations.core.transforms_interface import (  # noqa: E402
+    BasicTransform, DualTransform, ImageOnlyTransform, Transform3D)
 from pydantic import BaseModel, Field, create_model  # noqa: E402
 
 from augflow import registry  # noqa: E402
@@ -36,6 +37,31 @@ _BULKY_ELEMENTS = 4096  # sampled arrays larger than this are recorded as a seed
 _UINT16_MAX = 65535.0
 
 
+def seeded_random_state(seed: int) -> tuple[np.random.Generator, random.Random]:
+    """The (numpy, python) random state an albumentations transform draws from for `seed`.
+
+    This is the adapter's one definition of how a recorded seed becomes albumentations' random
+    state; reference tests build albumentations' own transforms with it.
+    """
+    np_gen = np.random.Generator(np.random.Philox(0))
+    py_random = random.Random()
+    reseed(np_gen, py_random, seed)
+    return np_gen, py_random
+
+
+_KEY_TAG = 0x9E3779B97F4A7C15
+
+
+def reseed(np_gen: np.random.Generator, py_random: random.Random, seed: int) -> None:
+    """Put both generators in the state for `seed` (setting Philox's key is 4x cheaper than a new one)."""
+    np_gen.bit_generator.state = {
+        "bit_generator": "Philox",
+        "state": {"counter": np.zeros(4, np.uint64), "key": np.array([seed, _KEY_TAG], np.uint64)},
+        "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0,
+    }
+    py_random.seed(seed)
+
+
 def snake_case(name: str) -> str:
     """`RandomResizedCrop` -> `random_resized_crop`, `CLAHE` -> `clahe`, `ISONoise` -> `iso_noise`."""
     s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
@@ -44,21 +70,22 @@ def snake_case(name: str) -> str:
 
 
 class _Processors:
-    """albumentations' box/keypoint converters for one field layout (cached per layout)."""
+    """albumentations' box/keypoint converters for one sample's field layout.
 
-    _cache: dict[tuple, "_Processors"] = {}
+    Built per call, never cached: their LabelManager remembers the label type of the first sample
+    it sees, so a shared one would make a sample's output depend on what a worker saw before
+    (and would be shared across threads). Building both costs a few microseconds.
+    """
 
-    def __init__(self, bbox: FieldSpec | None, bbox_name: str | None, kp: FieldSpec | None, kp_name: str | None):
-        self.items: list[Any] = []
+    def __init__(self, bbox: FieldSpec | None, kp: FieldSpec | None):
+        self.by_key: dict[str, Any] = {}
         if bbox is not None:
-            proc = BboxProcessor(BboxParams(format=bbox.format or "pascal_voc",
-                                            label_fields=list(bbox.label_fields) or None))
-            self.items.append(proc)
+            self.by_key["bboxes"] = BboxProcessor(BboxParams(format=bbox.format or "pascal_voc",
+                                                             label_fields=list(bbox.label_fields) or None))
         if kp is not None:
-            proc = KeypointsProcessor(KeypointParams(format=kp.format or "xy",
-                                                     label_fields=list(kp.label_fields) or None,
-                                                     remove_invisible=True))
-            self.items.append(proc)
+            self.by_key["keypoints"] = KeypointsProcessor(KeypointParams(
+                format=kp.format or "xy", label_fields=list(kp.label_fields) or None, remove_invisible=True))
+        self.items = list(self.by_key.values())
 
     @classmethod
     def for_sample(cls, sample: Sample) -> "_Processors | None":
@@ -66,12 +93,8 @@ class _Processors:
         kp_names = sample.fields_of_kind("keypoints")
         if not bbox_names and not kp_names:
             return None
-        bn = bbox_names[0] if bbox_names else None
-        kn = kp_names[0] if kp_names else None
-        key = (sample.specs.get(bn) if bn else None, sample.specs.get(kn) if kn else None)
-        if key not in cls._cache:
-            cls._cache[key] = cls(key[0], bn, key[1], kn)
-        return cls._cache[key]
+        return cls(sample.specs[bbox_names[0]] if bbox_names else None,
+                   sample.specs[kp_names[0]] if kp_names else None)
 
 
 def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processors | None]:
@@ -87,7 +110,7 @@ def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processor
             key = "image" if "image" not in data else name
             if key != "image":
                 extra_images.append(name)
-        elif kind in ("mask", "masks", "bboxes", "keypoints"):
+        elif kind in ("mask", "masks", "bboxes", "keypoints", "volume", "mask3d"):
             key = kind if kind not in data else name
         else:
             continue
@@ -132,7 +155,7 @@ class AlbumentationsOp(Op):
         self._p = float(prob) if prob is not None else _default_p(self.transform_cls)
         self.transform = self.transform_cls(**config, p=1.0)
         self._extra_keys: set[str] = set()
-        self._py_random = random.Random()
+        self._np_random, self._py_random = seeded_random_state(0)
         self.params = None
 
     @property
@@ -144,33 +167,42 @@ class AlbumentationsOp(Op):
 
     def _draw(self, seed: int, data: dict[str, Any]) -> dict[str, Any]:
         t = self.transform
-        self._py_random.seed(seed)
-        t.set_random_state(np.random.Generator(np.random.Philox(seed)), self._py_random)
+        reseed(self._np_random, self._py_random, seed)
+        t.set_random_state(self._np_random, self._py_random)
         params = t.get_params()
         params = t.update_transform_params(params=params, data=data)
         params.update(t.get_params_dependent_on_data(params=params, data=data))
         return params
 
+    def _prepare(self, sample: Sample):
+        """albumentations' view of the sample, set up as a Compose would set up this transform."""
+        data, names, procs = _to_albu(sample)
+        for key in self.transform.targets_as_params:   # inputs read by name (cropping_bbox, *_metadata)
+            if key not in data and key in sample:
+                data[key] = sample[key]
+        self._register_extra_targets(sample, data, names)
+        # Box/keypoint-aware transforms (dropouts, Mosaic) consult the processors, as in a Compose.
+        self.transform.set_processors(procs.by_key if procs is not None else {})
+        restore = _adapt_image(self.transform, data, "image")
+        return data, names, procs, restore
+
     def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
         seed = int(rng.integers(2**63))
-        data, _, _ = _prepare(sample)
+        data, _, _, _ = self._prepare(sample)
         params = self._draw(seed, data)
-        if _bulky(params):
+        if _record_as_seed(params):
             return {"seed": seed}
         return to_jsonable(params)
 
     def apply(self, sample: Sample, **params: Any) -> Sample:
-        data, names, procs = _prepare(sample)
-        self._register_extra_targets(sample, data, names)
+        data, names, procs, restore = self._prepare(sample)
         if params.keys() == {"seed"}:
             values = self._draw(params["seed"], data)
         else:
-            values = from_jsonable(params)
-        image_key = "image"
-        restore = _adapt_image(self.transform, data, image_key)
+            values = _as_tuples(from_jsonable(params))
         result = self.transform.apply_with_params(values, **data)
         if restore is not None:
-            result[image_key] = restore(result[image_key])
+            result["image"] = restore(result["image"])
         return _from_albu(sample, result, names, procs)
 
     def _register_extra_targets(self, sample: Sample, data: dict[str, Any], names: dict[str, str]) -> None:
@@ -179,11 +211,21 @@ class AlbumentationsOp(Op):
             if key in self.transform.available_keys or key in self._extra_keys:
                 continue
             spec = sample.specs.get(name)
-            if spec is not None and spec.kind in ("image", "mask", "masks"):
+            if spec is not None and spec.kind in ("image", "mask", "masks", "volume", "mask3d"):
                 wanted[key] = spec.kind
         if wanted:
             self.transform.add_targets(wanted)
             self._extra_keys.update(wanted)
+
+
+def _as_tuples(value: Any) -> Any:
+    """JSON turns tuples into lists; albumentations tests `isinstance(shape, tuple)` and never
+    needs a list in its params, so sequences come back as tuples."""
+    if isinstance(value, list):
+        return tuple(_as_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_tuples(v) for k, v in value.items()}
+    return value
 
 
 @functools.lru_cache(maxsize=None)
@@ -193,17 +235,34 @@ def _default_p(cls: type[BasicTransform]) -> float:
     return float(param.default) if param is not None and param.default is not inspect.Parameter.empty else 1.0
 
 
-def _prepare(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processors | None]:
-    return _to_albu(sample)
+def _array_elements(value: Any) -> int:
+    if isinstance(value, np.ndarray):
+        return value.size
+    if isinstance(value, dict):
+        return sum(_array_elements(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_array_elements(v) for v in value)
+    return 0
 
 
-def _bulky(params: dict[str, Any]) -> bool:
-    for v in params.values():
-        if isinstance(v, np.ndarray) and v.size > _BULKY_ELEMENTS:
-            return True
-        if isinstance(v, (list, tuple)) and v and isinstance(v[0], np.ndarray) and sum(a.size for a in v) > _BULKY_ELEMENTS:
-            return True
-    return False
+def _exact_json(value: Any) -> bool:
+    """Whether the JSON form gives `value` back as albumentations needs it (str keys, no objects)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) for k in value) and all(_exact_json(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(_exact_json(v) for v in value)
+    return value is None or isinstance(value, (np.ndarray, np.generic, bool, int, float, str))
+
+
+def _record_as_seed(params: dict[str, Any]) -> bool:
+    """Big arrays (Mosaic cells, noise maps), objects (TextImage's font) and dicts keyed by tuples are
+    recorded as the seed that draws them: replay redraws the same values from the same data."""
+    return _array_elements(params) > _BULKY_ELEMENTS or not _exact_json(params)
+
+
+# Transforms whose result is not an image in the input's range. 16-bit input is not converted back
+# after them; Normalize assumes max_pixel_value=255, so 16-bit enters it on the 8-bit scale.
+_UINT16_ENTRY_SCALE = {"Normalize": 255.0, "ToFloat": None, "ToTensorV2": None}   # None: as it is
 
 
 def _adapt_image(transform: BasicTransform, data: dict[str, Any], key: str):
@@ -214,12 +273,16 @@ def _adapt_image(transform: BasicTransform, data: dict[str, Any], key: str):
         return None
     steps = []
     if img.dtype == np.uint16:
-        data[key] = img = img.astype(np.float32) / _UINT16_MAX
-        steps.append(lambda x: np.clip(np.rint(x * _UINT16_MAX), 0, _UINT16_MAX).astype(np.uint16))
+        name = type(transform).__name__
+        if name not in _UINT16_ENTRY_SCALE:
+            data[key] = img = img.astype(np.float32) / _UINT16_MAX
+            steps.append(lambda x: np.clip(np.rint(x * _UINT16_MAX), 0, _UINT16_MAX).astype(np.uint16))
+        elif _UINT16_ENTRY_SCALE[name] is not None:
+            data[key] = img = img.astype(np.float32) * np.float32(_UINT16_ENTRY_SCALE[name] / _UINT16_MAX)
     if isinstance(transform, ImageOnlyTransform) and img.ndim == 3 and img.shape[2] == 4:
         alpha = img[..., 3:]
         data[key] = np.ascontiguousarray(img[..., :3])
-        steps.insert(0, lambda x: np.concatenate([x if x.ndim == 3 else x[..., None], alpha.astype(x.dtype)], axis=2))
+        steps.insert(0, lambda x: np.concatenate([x if x.ndim == 3 else x[..., None], _alpha_as(alpha, x)], axis=2))
     if not steps:
         return None
 
@@ -229,6 +292,17 @@ def _adapt_image(transform: BasicTransform, data: dict[str, Any], key: str):
         return x
 
     return restore
+
+
+def _alpha_as(alpha: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """The alpha channel in the dtype and value range of the transformed image (ToFloat, FromFloat
+    and Normalize change them: alpha then becomes [0, 1] or 0..255 too)."""
+    if alpha.dtype == image.dtype:
+        return alpha
+    unit = alpha.astype(np.float32) / (np.iinfo(alpha.dtype).max if alpha.dtype.kind in "ui" else 1.0)
+    if image.dtype.kind in "ui":
+        return np.rint(unit * np.iinfo(image.dtype).max).astype(image.dtype)
+    return unit.astype(image.dtype)
 
 
 _NAMED_CONSTANTS = {
@@ -279,6 +353,8 @@ def transform_classes() -> dict[str, type[BasicTransform]]:
 
 
 def _targets_of(cls: type[BasicTransform]) -> frozenset[str]:
+    if issubclass(cls, Transform3D):
+        return frozenset({"volume", "mask3d", "keypoints"})
     if issubclass(cls, ImageOnlyTransform):
         return frozenset({"image"})
     if issubclass(cls, DualTransform):
@@ -299,6 +375,7 @@ def register_all() -> None:
         })
         op_cls.name = f"albumentations.{cls_name}"
         op_cls.targets = _targets_of(cls)
+        globals()[op_cls.__name__] = op_cls   # found by name when a pipeline is pickled to workers
         registry.add(registry.OpSpec(
             name=op_cls.name, factory=op_cls, schema_source=functools.partial(params_schema, cls), targets=op_cls.targets,
             family=_family_of(cls), doc=op_cls.__doc__, backends=("albumentations",),

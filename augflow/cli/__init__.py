@@ -1,0 +1,1 @@
+"""The `augflow` command line: one module per command, assembled in `main.py`."""

@@ -1,0 +1,29 @@
+"""The `augflow` command: `app` is the console-script entry point (`python -m augflow` too)."""
+
+from __future__ import annotations
+
+import typer
+
+from augflow.cli.bench import bench
+from augflow.cli.materialize import materialize
+from augflow.cli.ops import ops
+from augflow.cli.preview import preview
+from augflow.cli.validate import validate
+
+app = typer.Typer(
+    name="augflow",
+    help="Declarative, reproducible data augmentation: check pipelines, list ops, preview, "
+         "materialize augmented datasets, benchmark.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.command("validate")(validate)
+app.command("ops")(ops)
+app.command("preview")(preview)
+app.command("materialize")(materialize)
+app.command("bench")(bench)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,114 @@
+"""`augflow materialize`: write K augmented copies of a dataset, with a manifest; resumable."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from augflow.cli.console import Progress, fail
+
+
+class Format(str, Enum):
+    folder = "folder"
+    webdataset = "webdataset"
+    parquet = "parquet"
+    hf = "hf"
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class OnError(str, Enum):
+    raise_ = "raise"
+    skip = "skip"
+
+
+class ManifestFormat(str, Enum):
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+class ImageFormat(str, Enum):
+    png = "png"
+    jpeg = "jpeg"
+
+
+def materialize(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False)],
+    input: Annotated[str, typer.Option("--input", "-i", show_default=False, help=(
+        "Image folder (class per sub-folder), .csv/.jsonl manifest, .tar shard(s), or a "
+        "Hugging Face `save_to_disk` folder."))],
+    output: Annotated[Path, typer.Option("--output", "-o", show_default=False, help="Output folder.")],
+    copies: Annotated[int, typer.Option("--copies", "-k", min=1, help="Augmented copies per input.")] = 1,
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output layout.")] = Format.folder,
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help=(
+        "Processes (or Ray workers). Outputs are identical for any value."))] = 1,
+    engine: Annotated[Engine, typer.Option(help="local processes, or Ray Data (pip install 'augflow[ray]').")]
+    = Engine.local,
+    on_error: Annotated[OnError, typer.Option("--on-error", help=(
+        "Bad inputs: stop naming the file (raise), or skip them and list them (skip)."))] = OnError.raise_,
+    seed: Annotated[Optional[int], typer.Option(help="Override the pipeline's seed.")] = None,
+    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help=(
+        "Outputs per shard (the unit of work and of resumption)."))] = 256,
+    manifest: Annotated[ManifestFormat, typer.Option(help="Manifest file format.")] = ManifestFormat.parquet,
+    image_format: Annotated[ImageFormat, typer.Option("--image-format", help=(
+        "Encoding of 8-bit images (masks are always PNG; other dtypes are written as exact .npy)."))]
+    = ImageFormat.png,
+    max_pixels: Annotated[int, typer.Option("--max-pixels", help="Inputs larger than this are bad inputs.")]
+    = 89_478_485,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help=(
+        "Replace an output made with another pipeline, seed or input instead of refusing."))] = False,
+) -> None:
+    """Augment every input K times and write the outputs plus a manifest (one row per output).
+
+    Rerun the same command after an interruption: finished shards are kept, the rest are
+    redone, and the result is byte-identical to an uninterrupted run.
+    """
+    from augflow import PipelineConfigError
+    from augflow.io import materialize as mat
+    from augflow.io.sources import SourceError
+
+    opts = mat.JobOptions(pipeline=str(pipeline), input=input, output=str(output), copies=copies,
+                          format=format.value, shard_size=shard_size, seed=seed, image_format=image_format.value,
+                          manifest=manifest.value, max_pixels=max_pixels)
+    try:
+        job = mat.plan(opts, overwrite=overwrite)
+    except PipelineConfigError as exc:
+        for issue in exc.issues:
+            typer.echo(str(issue), err=True)
+        raise fail("the pipeline file has errors") from None
+    except (mat.MaterializeError, SourceError) as exc:
+        raise fail(str(exc)) from None
+    done = sum(job.shard_len(s) for s in job.done)
+    if job.done:
+        typer.echo(f"resuming: {len(job.done)} of {job.n_shards} shards already done", err=True)
+    try:
+        with Progress(job.n_outputs, "materialize", completed=done) as bar:
+            summary = mat.run(job, engine=engine.value, workers=workers, on_error=on_error.value,
+                              progress=bar.advance)
+    except mat.MaterializeError as exc:
+        raise fail(f"{exc}\n(finished shards are kept; rerun the same command to resume)") from None
+    _report(summary, job)
+
+
+def _report(summary, job) -> None:
+    rate = (summary.n_outputs - sum(job.shard_len(s) for s in job.done)) / summary.seconds \
+        if summary.seconds > 0 else 0.0
+    typer.echo(f"wrote {summary.written} of {summary.n_outputs} outputs ({len(job.source.items)} inputs x "
+               f"{job.options.copies} copies) to {summary.output} as {job.options.format}, "
+               f"{summary.n_shards} shard{'s' if summary.n_shards != 1 else ''}, {summary.seconds:.1f} s"
+               + (f", {rate:.1f} samples/s" if rate else ""))
+    if summary.errors:
+        sources = sorted({src for src, _ in summary.errors})
+        typer.echo(f"skipped {len(summary.errors)} outputs of {len(sources)} bad input"
+                   f"{'s' if len(sources) != 1 else ''} (status 'error' in the manifest):")
+        seen = set()
+        for src, err in summary.errors:
+            if src not in seen:
+                seen.add(src)
+                typer.echo(f"  {src}: {err}")

@@ -1,0 +1,58 @@
+"""Which backend has which op, and the measurements `auto` chooses by.
+
+- `albumentations`: the per-sample CPU path (albumentations through augflow's adapter, and
+  augflow's own numpy ops), in loader workers.
+- `kornia`: torch kernels with per-element parameters (augflow/ops/batch/kernels.py); runs the
+  batch stage on the loader's device, or the sample stage on CPU tensors.
+- `dali`: the sample stage compiled into an NVIDIA DALI pipeline (decode included).
+"""
+
+from __future__ import annotations
+
+from augflow import registry
+
+# Measured on this project's 2-core CPU machine (bench/compile_loader.py, results in
+# bench/results/compile.md): per-sample ImageNet-style training pipeline on 500x375 JPEGs, one
+# worker, images per second. `auto` quotes these in explain().
+MEASURED_IMG_PER_S = {"albumentations": 640.0, "kornia": 120.0, "dali": 400.0}
+MEASURED_SOURCE = "bench/compile_loader.py, one CPU core, ImageNet-style pipeline on 500x375 JPEGs"
+
+
+class BackendError(ValueError):
+    """An op that the chosen backend does not have, or a stage a backend cannot run."""
+
+
+def batch_only(name: str) -> bool:
+    """Ops that mix several images exist only in the batch stage."""
+    try:
+        return registry.get(name).family == "batch"
+    except registry.UnknownOpError:
+        return False
+
+
+def backends_of(name: str) -> list[str]:
+    """Backends that can run the op with this canonical name (in the stage that suits it)."""
+    from augflow.compile.backends.dali import DALI_OPS
+    from augflow.ops.batch.kernels import has_kernel
+
+    out = []
+    if not batch_only(name):
+        out.append("albumentations")
+    if has_kernel(name):
+        out.append("kornia")
+    if name in DALI_OPS:
+        out.append("dali")
+    return out
+
+
+def require(step, backend: str, stage: str) -> None:
+    """Raise a BackendError naming the op, where it is and the backends that have it."""
+    name = step.op.name
+    have = backends_of(name)
+    if stage == "sample" and batch_only(name):
+        raise BackendError(f"op {step.name!r} at {step.path} mixes images of a batch, so it runs only in the batch "
+                           "stage: move it under 'batch: ops:'")
+    if backend not in have:
+        where = ", ".join(have) if have else "none (it runs only through Pipeline.__call__)"
+        raise BackendError(f"op {step.name!r} at {step.path} is not available on backend {backend!r}; "
+                           f"backends that have it: {where}")

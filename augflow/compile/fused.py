@@ -1,0 +1,152 @@
+"""Running an affine group: draw each op's parameters as the unfused pipeline would, compose their
+matrices, warp once (cv2 here, Kornia in the batch stage), move boxes/keypoints/masks alike.
+
+The generator is consumed exactly as `augflow.steps.run_step` consumes it (probability draw, then
+`sample_params`), so the ops after a group get the same parameters fused or not, and provenance
+records every op with its own parameters: `Pipeline.replay` of a fused output reproduces it
+within the stated tolerance.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from augflow.compile.decoding import PendingJpeg, decode_reduced, reduced_scale
+from augflow.compile.plan import AffineGroup
+from augflow.ops.batch import geometry as geo
+from augflow.params_codec import from_jsonable, to_jsonable
+from augflow.sample import FieldSpec, ProvenanceEntry, Sample
+
+_STUB = np.zeros((1, 1, 1), dtype=np.uint8)
+
+
+def stub_image(hw: tuple[int, int], channels: int = 3, dtype: Any = np.uint8) -> np.ndarray:
+    """A zero-stride array of the given shape: lets ops draw shape-dependent params without pixels."""
+    return np.broadcast_to(np.zeros((1, 1, 1), dtype=dtype), (int(hw[0]), int(hw[1]), int(channels)))
+
+
+def proxy(hw: tuple[int, int], channels: int = 3) -> Sample:
+    return Sample({"image": stub_image(hw, channels)}, {"image": FieldSpec("image")})
+
+
+def draw_affine(group: AffineGroup, rng: np.random.Generator, hw: tuple[int, int], channels: int = 3
+                ) -> tuple[geo.Geo | None, list[ProvenanceEntry]]:
+    """Draw the group's ops in order; return the composed Geo (None if no op applied) and entries."""
+    m = np.eye(3)
+    cur = tuple(hw)
+    entries: list[ProvenanceEntry] = []
+    out: geo.Geo | None = None
+    for step in group.steps:
+        op = step.op
+        if op.p < 1.0 and not (op.p > 0.0 and rng.random() < op.p):
+            continue
+        params = to_jsonable(op.sample_params(rng, proxy(cur, channels)))
+        g = geo.geo_of(op.name, from_jsonable(params), geo.op_settings(op), cur)
+        m = g.matrix @ m
+        cur = g.out_hw
+        kind = geo.MATRIX_OPS[op.name][0]
+        if out is None:
+            out = geo.Geo(m, cur)
+        if kind.interpolates:
+            out.interpolation, out.mask_interpolation = g.interpolation, g.mask_interpolation
+        if kind.kind == "outside":
+            out.border_mode, out.fill, out.fill_mask = g.border_mode, g.fill, g.fill_mask
+        entries.append(ProvenanceEntry(step.name, step.path, params, None))
+    if out is not None:
+        out.matrix, out.out_hw = m, cur
+    return out, entries
+
+
+def warp_array(img: np.ndarray, m: np.ndarray, out_hw: tuple[int, int], interpolation: int, border_mode: int,
+               fill: Any) -> np.ndarray:
+    """cv2.warpAffine with an index-coordinate 3x3 matrix; keeps a trailing channel of size 1."""
+    h, w = out_hw
+    if np.allclose(m, np.eye(3)) and img.shape[:2] == (h, w):
+        return img
+    if _is_flip(m, img.shape[:2], out_hw):
+        return np.ascontiguousarray(img[:, ::-1] if m[0, 0] < 0 else img[::-1])
+    value = fill if not isinstance(fill, (list, tuple)) else tuple(float(v) for v in fill)
+    if img.ndim == 3 and img.shape[2] > 4:
+        return np.stack([warp_array(img[..., c], m, out_hw, interpolation, border_mode, fill)
+                         for c in range(img.shape[2])], axis=-1)
+    out = cv2.warpAffine(img, m[:2].astype(np.float64), (w, h), flags=interpolation, borderMode=border_mode,
+                         borderValue=value if value is not None else 0)
+    if img.ndim == 3 and out.ndim == 2:
+        out = out[..., None]
+    return out
+
+
+def _is_flip(m: np.ndarray, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> bool:
+    if tuple(in_hw) != tuple(out_hw):
+        return False
+    h, w = in_hw
+    return np.allclose(m, [[-1, 0, w - 1], [0, 1, 0], [0, 0, 1]]) or np.allclose(m, [[1, 0, 0], [0, -1, h - 1], [0, 0, 1]])
+
+
+def run_affine_group(group: AffineGroup, sample: Sample, rng: np.random.Generator,
+                     pending: dict[str, PendingJpeg] | None = None,
+                     warp: Callable[..., np.ndarray] = warp_array) -> Sample:
+    """Apply a fused group to a sample (numpy/cv2); decodes pending JPEGs at the smallest useful scale."""
+    pending = pending or {}
+    images = sample.fields_of_kind("image")
+    first = images[0] if images else None
+    if first in pending:
+        hw = pending[first].hw
+        channels = pending[first].channels
+    else:
+        arr = sample[first]
+        hw, channels = arr.shape[:2], (arr.shape[2] if arr.ndim == 3 else 1)
+    g, entries = draw_affine(group, rng, hw, channels)
+    out = sample.copy()
+    if g is None:
+        for name, p in pending.items():
+            out[name] = _full(p)
+        return out
+    for name in images:
+        if name in pending:
+            img, m = _decode_for(pending[name], g.matrix)
+        else:
+            img, m = sample[name], g.matrix
+        out[name] = warp(img, m, g.out_hw, g.interpolation, g.border_mode, g.fill)
+    for name in sample.fields_of_kind("mask"):
+        out[name] = warp(np.asarray(sample[name]), g.matrix, g.out_hw, g.mask_interpolation, g.border_mode, g.fill_mask)
+    for name in sample.fields_of_kind("masks"):
+        out[name] = [warp(np.asarray(mk), g.matrix, g.out_hw, g.mask_interpolation, g.border_mode, g.fill_mask)
+                     for mk in sample[name]]
+    for name in sample.fields_of_kind("bboxes", "keypoints"):
+        spec = sample.specs[name]
+        arr = np.asarray(sample[name], dtype=np.float64)
+        if spec.kind == "bboxes":
+            voc = geo.boxes_to_voc(arr, spec.format, hw)
+            moved, keep = geo.transform_boxes(voc, g.matrix, g.out_hw)
+            moved = geo.boxes_from_voc(moved, spec.format, g.out_hw)
+        else:
+            moved, keep = geo.transform_keypoints(arr, g.matrix, g.out_hw, spec.format)
+        out[name] = moved[keep].astype(np.float32)
+        for lf in spec.label_fields:
+            if lf in sample:
+                vals = sample[lf]
+                out[lf] = vals[keep] if isinstance(vals, np.ndarray) else [v for v, k in zip(vals, keep) if k]
+    out.provenance.extend(entries)
+    return out
+
+
+def _full(p: PendingJpeg) -> np.ndarray:
+    from augflow.compile.decoding import decode
+    return decode(p.raw)
+
+
+def _decode_for(p: PendingJpeg, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Decode at the smallest scale at which the group still only downsamples; adjust the matrix."""
+    sigma = geo.max_scale(m)
+    if sigma >= 0.5 or sigma <= 0:
+        return _full(p), m
+    h, w = p.hw
+    img = decode_reduced(p.raw, (int(np.ceil(h * sigma)), int(np.ceil(w * sigma))))
+    rh, rw = img.shape[:2]
+    if (rh, rw) == (h, w):
+        return img, m
+    return img, m @ geo.scale_matrix(reduced_scale(w, rw), reduced_scale(h, rh))

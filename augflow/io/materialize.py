@@ -1,0 +1,316 @@
+"""Offline materialization: K augmented copies of every input, written once, resumable and exact.
+
+Output j of a job is copy `c = j % K` of source item `i = j // K`, augmented as
+`pipeline(sample, index=i, epoch=c)` — the same sample a training loader gets for index i in
+epoch c. Outputs are grouped in fixed shards of `shard_size`; a shard is the unit of work, done
+by one process, and is recorded as done (its manifest part written) only after its data is
+closed and renamed into place. A rerun skips recorded shards and redoes the others from scratch,
+so a `kill -9` at any moment followed by a rerun gives the same bytes as an uninterrupted run,
+and the worker count or engine (local processes, Ray) never changes a byte.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from augflow import seeding
+from augflow.io import writers
+from augflow.io.sources import DEFAULT_MAX_PIXELS, Item, Source, load_item, open_source
+from augflow.pipeline import Pipeline
+
+JOB_VERSION = 1
+_JOB_DIR = ".augflow"
+_OWNED = ("data", "shards", "manifest.parquet", "manifest.jsonl", "state.json", "dataset_info.json")
+
+
+class MaterializeError(RuntimeError):
+    """A job that cannot start or continue; the message says what to do."""
+
+
+@dataclass
+class JobOptions:
+    pipeline: str
+    input: str
+    output: str
+    copies: int = 1
+    format: str = "folder"
+    shard_size: int = 256
+    seed: int | None = None
+    image_format: str = "png"
+    manifest: str = "parquet"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class Summary:
+    output: str
+    n_outputs: int
+    n_shards: int
+    shards_already_done: int
+    written: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Job:
+    """A planned job: what to write, where, and which shards are already done."""
+
+    options: JobOptions
+    root: Path
+    source: Source
+    spec: dict[str, Any]
+    layout: dict[str, Any]
+    n_outputs: int
+    n_shards: int
+    done: set[int]
+    _lock: Any = None
+
+    def shard_items(self, shard: int) -> dict[int, Item]:
+        """The source items shard `shard` needs, by item index."""
+        k, m = self.options.copies, self.options.shard_size
+        first, last = shard * m, min((shard + 1) * m, self.n_outputs) - 1
+        return {i: self.source.items[i] for i in range(first // k, last // k + 1)}
+
+    def shard_len(self, shard: int) -> int:
+        m = self.options.shard_size
+        return min((shard + 1) * m, self.n_outputs) - shard * m
+
+    def context(self, on_error: str) -> dict[str, Any]:
+        """Everything a worker needs to do a shard (plain data, sent once per worker)."""
+        o = self.options
+        return {"root": str(self.root), "format": o.format, "layout": self.layout, "copies": o.copies,
+                "shard_size": o.shard_size, "n_outputs": self.n_outputs, "n_shards": self.n_shards,
+                "pipeline": self.spec["pipeline"], "image_format": o.image_format, "max_pixels": o.max_pixels,
+                "on_error": on_error, "image_columns": list(self.source.image_columns)}
+
+
+def plan(options: JobOptions, overwrite: bool = False) -> Job:
+    """Check the arguments and the output folder, and find what is left to do.
+
+    Refuses to resume into an output made with another pipeline, seed, input or layout (the
+    result would mix two jobs) unless `overwrite`, which deletes the old job's files first.
+    """
+    pipe = Pipeline.from_yaml(options.pipeline, seed=options.seed)
+    source = open_source(options.input)
+    if options.copies < 1 or options.shard_size < 1:
+        raise MaterializeError("--copies and --shard-size must be at least 1")
+    n_outputs = len(source.items) * options.copies
+    n_shards = -(-n_outputs // options.shard_size)
+    spec = {
+        "augflow_job": JOB_VERSION, "pipeline": pipe.to_dict(), "seed": pipe.seed, "copies": options.copies,
+        "format": options.format, "shard_size": options.shard_size, "image_format": options.image_format,
+        "manifest": options.manifest,
+        "input": {"kind": source.kind, "items": len(source.items), "fingerprint": source.fingerprint()},
+        "versions": _versions(),
+    }
+    root = Path(options.output)
+    job_file = root / _JOB_DIR / "job.json"
+    previous = _check_output(root, job_file, spec, overwrite)
+    (root / _JOB_DIR / "parts").mkdir(parents=True, exist_ok=True)
+    lock = _lock(root / _JOB_DIR / "lock")
+    writers.remove_temp_files(root)
+    if previous is not None:
+        layout = previous["layout"]
+    else:
+        layout = _probe_layout(pipe, source, options)
+        writers.atomic_write(job_file, json.dumps({**spec, "layout": layout}, indent=2, sort_keys=True).encode())
+    done = {s for s in range(n_shards) if _part_path(root, s).exists()}
+    return Job(options, root, source, spec, layout, n_outputs, n_shards, done, lock)
+
+
+def _versions() -> dict[str, str]:
+    import albumentations
+    import cv2
+    import PIL
+
+    import augflow
+    return {"augflow": augflow.__version__, "albumentations": albumentations.__version__,
+            "opencv": cv2.__version__, "pillow": PIL.__version__}
+
+
+def _check_output(root: Path, job_file: Path, spec: dict, overwrite: bool) -> dict | None:
+    if not root.exists():
+        return None
+    if not root.is_dir():
+        raise MaterializeError(f"--output {str(root)!r} is a file; give a folder")
+    if job_file.exists():
+        previous = json.loads(job_file.read_text())
+        changed = [k for k in spec if previous.get(k) != spec[k]]
+        if not changed:
+            return previous
+        if not overwrite:
+            raise MaterializeError(
+                f"{root} holds a job made with a different {_describe(changed, previous, spec)}; resuming would mix "
+                "two jobs. Rerun with --overwrite to replace it, or choose another --output.")
+        _clear(root)
+        return None
+    others = [p.name for p in root.iterdir() if p.name != _JOB_DIR]
+    if others:
+        raise MaterializeError(f"--output {str(root)!r} is not empty and is not an augflow output "
+                               f"(it holds {', '.join(sorted(others)[:5])}); choose an empty or new folder")
+    return None
+
+
+def _describe(changed: list[str], old: dict, new: dict) -> str:
+    parts = []
+    for k in changed:
+        if k in ("seed", "copies", "format", "shard_size", "image_format", "manifest"):
+            parts.append(f"{k} ({old.get(k)!r}, now {new[k]!r})")
+        elif k == "input":
+            parts.append("input (items were added, removed, renamed or relabelled)")
+        elif k == "versions":
+            parts.append(f"library versions ({old.get(k)}, now {new[k]})")
+        else:
+            parts.append(k)
+    return ", ".join(parts)
+
+
+def _clear(root: Path) -> None:
+    """Delete what an augflow job wrote (and nothing else)."""
+    for name in (*_OWNED, _JOB_DIR):
+        p = root / name
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        elif p.exists() or p.is_symlink():
+            p.unlink()
+    for p in root.glob("data-*-of-*.arrow"):
+        p.unlink()
+
+
+def _lock(path: Path):
+    fh = open(path, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise MaterializeError(f"another `augflow materialize` is writing to {path.parent.parent}; "
+                               "wait for it or stop it first") from None
+    return fh
+
+
+def _part_path(root: Path, shard: int) -> Path:
+    return root / _JOB_DIR / "parts" / f"part-{shard:05d}.jsonl"
+
+
+def _probe_layout(pipe: Pipeline, source: Source, options: JobOptions) -> dict[str, Any]:
+    """The output columns (image, mask, views...) and encodings, from the first item that loads.
+
+    Table formats (Parquet, HF) need one schema for every shard, known before any shard starts.
+    """
+    kinds = {n: s.kind for n, s in pipe.spec.fields.items()}
+    columns, exts = [], {}
+    for i, item in enumerate(source.items):
+        try:
+            sample = load_item(item, kinds, image_columns=source.image_columns, max_pixels=options.max_pixels)
+            files, _ = writers.encode_sample(pipe(sample, index=i, epoch=0), options.image_format)
+        except Exception:  # noqa: BLE001 - a bad input is reported when its shard runs
+            continue
+        columns = [c for c, _, _ in files]
+        exts = {c: e for c, e, _ in files}
+        break
+    return {"columns": columns, "exts": exts, "classes": source.classes}
+
+
+# ---- one shard ------------------------------------------------------------------------------
+_PIPELINES: dict[str, Pipeline] = {}
+
+
+def _pipeline(data: dict) -> Pipeline:
+    key = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    if key not in _PIPELINES:
+        _PIPELINES[key] = Pipeline.from_dict(data, filename="<materialize job>")
+    return _PIPELINES[key]
+
+
+def run_shard(ctx: dict[str, Any], shard: int, items: dict[int, Item],
+              progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Write shard `shard` and then record it; returns counts and the bad inputs it met."""
+    pipe = _pipeline(ctx["pipeline"])
+    kinds = {n: s.kind for n, s in pipe.spec.fields.items()}
+    root = Path(ctx["root"])
+    k, m = ctx["copies"], ctx["shard_size"]
+    writer = writers.SHARD_WRITERS[ctx["format"]](root, shard, ctx["n_shards"], ctx["layout"])
+    rows, errors, loaded = [], [], {}
+    for j in range(shard * m, min((shard + 1) * m, ctx["n_outputs"])):
+        i, c = divmod(j, k)
+        item = items[i]
+        key = f"{i:08d}-{c:03d}"
+        row = {"key": key, "source": item.key, "source_index": i, "copy": c, "label": item.label,
+               "label_name": item.label_name, "seed": seeding.seed_int(seeding.call_seed(pipe.seed, c, i)),
+               "files": [], "fields": None, "provenance": None, "error": None}
+        try:
+            if i not in loaded:
+                loaded = {i: load_item(item, kinds, image_columns=tuple(ctx["image_columns"]),
+                                       max_pixels=ctx["max_pixels"])}
+            out = pipe(loaded[i], index=i, epoch=c)
+            files, meta = writers.encode_sample(out, ctx["image_format"])
+        except Exception as exc:  # noqa: BLE001 - any failure on a bad input is skipped or raised by policy
+            if ctx["on_error"] == "raise":
+                raise MaterializeError(f"input {item.key!r} (item {i}): {type(exc).__name__}: {exc}; "
+                                       "rerun with --on-error skip to skip and list bad inputs") from exc
+            row.update(status="error", error=f"{type(exc).__name__}: {exc}")
+            errors.append((item.key, row["error"]))
+        else:
+            row["label"] = _as_label(out.get("label"), item.label)
+            row.update(status="ok", fields=meta, provenance=[e.to_dict() for e in out.provenance])
+            label_dir = item.label_name if item.label_name is not None else (
+                str(row["label"]) if row["label"] is not None else None)
+            row["files"] = writer.add(key, label_dir, files, row)
+        rows.append(row)
+        if progress is not None:
+            progress(1)
+    writer.close()                      # data complete and renamed into place ...
+    writers.atomic_write(_part_path(root, shard),   # ... before the shard is recorded as done
+                         "".join(writers.manifest_line(r) + "\n" for r in rows).encode("utf-8"))
+    return {"shard": shard, "written": sum(r["status"] == "ok" for r in rows), "errors": errors}
+
+
+def _as_label(value: Any, fallback: int | None) -> int | None:
+    import numpy as np
+    return int(value) if isinstance(value, (int, np.integer)) and not isinstance(value, bool) else fallback
+
+
+# ---- finishing ------------------------------------------------------------------------------
+def finalize(job: Job, seconds: float = 0.0) -> Summary:
+    """Assemble the manifest from the shard parts (in shard order) and write format metadata."""
+    rows = []
+    for s in range(job.n_shards):
+        part = _part_path(job.root, s)
+        if not part.exists():
+            raise MaterializeError(f"shard {s} is not done; rerun the same command to finish the job")
+        rows.extend(json.loads(line) for line in part.read_text(encoding="utf-8").splitlines() if line)
+    name = "manifest.jsonl" if job.options.manifest == "jsonl" else "manifest.parquet"
+    writers.write_manifest(writers.safe_join(job.root, name), rows, job.options.manifest)
+    if job.options.format == "hf":
+        fp = hashlib.sha256(json.dumps(job.spec, sort_keys=True).encode()).hexdigest()[:16]
+        writers.write_hf_metadata(job.root, job.layout, job.n_shards, fp)
+    summary = Summary(str(job.root), job.n_outputs, job.n_shards, len(job.done), seconds=seconds)
+    summary.written = sum(r["status"] == "ok" for r in rows)
+    summary.errors = [(r["source"], r["error"]) for r in rows if r["status"] != "ok"]
+    return summary
+
+
+def run(job: Job, *, engine: str = "local", workers: int = 1, on_error: str = "raise",
+        progress: Callable[[int], None] | None = None) -> Summary:
+    """Do the shards that are not done, then finalize. `progress(n)` is called as outputs finish."""
+    start = time.perf_counter()
+    todo = [s for s in range(job.n_shards) if s not in job.done]
+    ctx = job.context(on_error)
+    if engine == "ray":
+        from augflow.io.engines import run_ray
+        run_ray(job, ctx, todo, workers, progress)
+    elif engine == "local":
+        from augflow.io.engines import run_local
+        run_local(job, ctx, todo, workers, progress)
+    else:
+        raise MaterializeError(f"unknown engine {engine!r} (allowed: local, ray)")
+    return finalize(job, time.perf_counter() - start)

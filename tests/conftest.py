@@ -1,0 +1,23 @@
+"""Shared fixtures: small crops of real photographs from skimage.data (fast, deterministic)."""
+
+import numpy as np
+import pytest
+from skimage import data
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """A 128x128 RGB uint8 crop of skimage's astronaut (face and background)."""
+    return np.ascontiguousarray(data.astronaut()[60:188, 160:288])
+
+
+@pytest.fixture(scope="session")
+def chelsea() -> np.ndarray:
+    """A 128x128 RGB uint8 crop of skimage's chelsea (the cat)."""
+    return np.ascontiguousarray(data.chelsea()[60:188, 150:278])
+
+
+@pytest.fixture(scope="session")
+def camera() -> np.ndarray:
+    """A 128x128 grayscale (HxW) uint8 crop of skimage's camera."""
+    return np.ascontiguousarray(data.camera()[100:228, 180:308])
