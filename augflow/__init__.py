@@ -13,7 +13,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 from augflow.config.errors import PipelineConfigError, SampleError  # noqa: E402
 from augflow.ops.base import Op, Schema  # noqa: E402
 from augflow.pipeline import Pipeline  # noqa: E402
-from augflow.registry import UnknownOpError, ops, register  # noqa: E402
+from augflow import ops  # noqa: E402  (callable package: augflow.ops() lists every op)
+from augflow.registry import UnknownOpError, register  # noqa: E402
 from augflow.sample import FieldSpec, Provenance, ProvenanceEntry, Sample  # noqa: E402
 
 __version__ = "0.1.0"

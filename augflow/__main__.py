@@ -2,4 +2,5 @@
 
 from augflow.cli.main import app
 
-app(prog_name="augflow")
+if __name__ == "__main__":   # spawned worker processes re-import this module; they must not rerun the CLI
+    app(prog_name="augflow")

@@ -156,7 +156,8 @@ class Pipeline:
                 if not isinstance(out[name], np.ndarray):
                     raise SampleError(f"field {name!r} (mask) must be a numpy array, got {type(out[name]).__name__}")
             elif fspec.kind in ("bboxes", "keypoints"):
-                out[name] = _check_points(name, fspec.kind, out[name])
+                out[name] = _check_points(name, fspec, out[name])
+        _check_sizes(out)
         return out, squeezed
 
     # ---- structure ----------------------------------------------------------------------
@@ -178,6 +179,18 @@ class Pipeline:
         """Every op in the pipeline, in file order."""
         return list(self._ops_by_path.values())
 
+    # ---- compiling (augflow/compile) -----------------------------------------------------
+    def compile(self, data: Any, **options: Any):
+        """A data loader over `data` (dataset, image paths, image folder or CSV/JSONL manifest):
+        sample stage in workers, batch stage on `device`; see `augflow.compile.compile_pipeline`."""
+        from augflow.compile import compile_pipeline
+        return compile_pipeline(self, data, **options)
+
+    def explain(self, data: Any = None, **options: Any) -> str:
+        """The compiled plan as text: stages, backend per op, fused groups, and why."""
+        from augflow.compile import explain
+        return explain(self, data, **options)
+
     def __repr__(self) -> str:
         ops = ", ".join(s.name for s in self.op_steps())
         return f"Pipeline({self.spec.name!r}, seed={self.seed}, ops=[{ops}])"
@@ -189,6 +202,9 @@ def _check_image(name: str, value: Any) -> np.ndarray:
     if not isinstance(value, np.ndarray):
         raise SampleError(f"field {name!r} (image) must be a numpy array HxW or HxWxC (or a PIL image), "
                           f"got {type(value).__name__}; decode paths with augflow.io.load_image")
+    if value.ndim == 4:
+        raise SampleError(f"field {name!r} (image) has shape {value.shape}, a batch; a pipeline call takes one "
+                          "sample (HxW or HxWxC) — batch ops go in the 'batch:' stage")
     if value.ndim not in (2, 3) or (value.ndim == 3 and value.shape[2] not in (1, 2, 3, 4) and value.shape[0] in (1, 3, 4)):
         raise SampleError(f"field {name!r} (image) must be HxW or HxWxC (channels last), got shape {value.shape}; "
                           "for a CHW array use array.transpose(1, 2, 0)")
@@ -201,7 +217,8 @@ def _check_image(name: str, value: Any) -> np.ndarray:
     return value
 
 
-def _check_points(name: str, kind: str, value: Any) -> np.ndarray:
+def _check_points(name: str, spec, value: Any) -> np.ndarray:
+    kind = spec.kind
     try:
         arr = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
@@ -209,9 +226,26 @@ def _check_points(name: str, kind: str, value: Any) -> np.ndarray:
     if arr.size == 0:
         return arr.reshape(0, 4 if kind == "bboxes" else 2)
     if arr.ndim != 2 or (kind == "bboxes" and arr.shape[1] < 4) or (kind == "keypoints" and arr.shape[1] < 2):
-        need = "N x 4 (x_min, y_min, x_max, y_max in the declared format)" if kind == "bboxes" else "N x 2 (x, y)"
+        need = (f"N x 4 in the {spec.format} format ({_BOX_LAYOUT.get(spec.format, '')})" if kind == "bboxes"
+                else f"N x {len(spec.format or 'xy')} ({spec.format or 'xy'})")
         raise SampleError(f"field {name!r} ({kind}) must be {need}, got shape {arr.shape}")
     return arr
+
+
+_BOX_LAYOUT = {"pascal_voc": "x_min, y_min, x_max, y_max in pixels", "coco": "x_min, y_min, width, height in pixels",
+               "yolo": "x_center, y_center, width, height in [0, 1]", "albumentations": "x_min, y_min, x_max, y_max in [0, 1]"}
+
+
+def _check_sizes(sample: Sample) -> None:
+    """Masks must cover the image pixel for pixel; a mismatch is a data bug best caught here."""
+    images = sample.fields_of_kind("image")
+    if not images:
+        return
+    hw = sample[images[0]].shape[:2]
+    for name in sample.fields_of_kind("mask"):
+        if sample[name].shape[:2] != hw:
+            raise SampleError(f"field {name!r} (mask) is {sample[name].shape[0]}x{sample[name].shape[1]} but image "
+                              f"{images[0]!r} is {hw[0]}x{hw[1]}; a mask must have the image's height and width")
 
 
 def _restore_gray(sample: Sample, squeezed: set[str]) -> Sample:

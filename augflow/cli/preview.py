@@ -221,6 +221,7 @@ def render_tile(sample, provenance, norm: dict, tile: int):
         labels = next((sample[lf] for lf in spec.label_fields if lf in sample), None)
         for j, box in enumerate(_boxes_xyxy(sample[name], spec.format, w, h)):
             lab = labels[j] if labels is not None and j < len(labels) else j
+            lab = int(lab) if isinstance(lab, (int, float, np.number)) and float(lab).is_integer() else lab
             colour = tuple(int(v) for v in _PALETTE[zlib.crc32(str(lab).encode()) % len(_PALETTE)])
             draw.rectangle([v * scale for v in box], outline=colour, width=2)
     for name in sample.fields_of_kind("keypoints"):

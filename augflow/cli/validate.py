@@ -14,8 +14,12 @@ def validate(
     pipelines: Annotated[list[Path], typer.Argument(help="Pipeline YAML files to check.", show_default=False)],
 ) -> None:
     """Check pipeline files. Exit 1 with file:line:column errors if any is wrong."""
+    import warnings
+
     from augflow import Pipeline, PipelineConfigError
 
+    # albumentations warns about the unknown parameters that the error below already names
+    warnings.filterwarnings("ignore", message=r"Argument\(s\) .* are not valid for transform")
     bad = 0
     for path in pipelines:
         try:

@@ -48,8 +48,8 @@ def draw_affine(group: AffineGroup, rng: np.random.Generator, hw: tuple[int, int
         m = g.matrix @ m
         cur = g.out_hw
         kind = geo.MATRIX_OPS[op.name][0]
-        if out is None:
-            out = geo.Geo(m, cur)
+        if out is None:   # crops, resizes and flips clamp at the edge, as cv2.resize does
+            out = geo.Geo(m, cur, border_mode=geo.BORDER_REPLICATE)
         if kind.interpolates:
             out.interpolation, out.mask_interpolation = g.interpolation, g.mask_interpolation
         if kind.kind == "outside":

@@ -81,11 +81,25 @@ def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     return f"; did you mean {hits[0]!r}?" if hits else ""
 
 
+def _what(value: Any) -> str:
+    """How a YAML value reads to a person: 'a mapping', 'a list', 'nothing', 'the string 'x''."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
 def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
     """Validate loaded YAML data and build the pipeline's steps; raise every issue at once."""
     c = _Collector(filename)
     if not isinstance(data, Mapping):
-        c.add(f"a pipeline file must be a mapping with keys such as 'augflow', 'sample'; got {type(data).__name__}",
+        got = "an empty file" if data is None else _what(data)
+        c.add(f"a pipeline file must be a mapping with keys such as 'augflow: 1' and 'sample:'; got {got}",
               _pos_of(data) or (1, 1))
         raise PipelineConfigError(c.issues)
     spec = PipelineSpec(raw=dict(data))
@@ -98,6 +112,9 @@ def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
         c.add(f"missing 'augflow: {FORMAT_VERSION}' (the format version) at the top of the file", _pos_of(data) or (1, 1))
     elif version != FORMAT_VERSION:
         c.add(f"format version must be {FORMAT_VERSION}, got {version!r}", _pos_of(data, "augflow"))
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            c.add(f"'{key}' must be a string, got {_what(data[key])}", _pos_of(data, key))
     spec.name = str(data.get("name", spec.name))
     spec.description = str(data.get("description", ""))
     seed = data.get("seed", 0)
@@ -194,12 +211,16 @@ def _fields(data: Mapping, spec: PipelineSpec, c: _Collector) -> None:
                 c.add(f"field {name!r}: unknown keypoint format {fmt!r} (allowed: {', '.join(KEYPOINT_FORMATS)})", pos)
                 continue
         labels = entry.get("label_fields", []) or []
+        if not isinstance(labels, list) or not all(isinstance(lf, str) for lf in labels):
+            c.add(f"field {name!r}: 'label_fields' must be a list of field names, e.g. [labels]; "
+                  f"got {_what(labels)}", _pos_of(entry, "label_fields") or pos)
+            continue
         spec.fields[str(name)] = FieldSpec(kind, fmt, tuple(labels))
 
 
 def _step_list(items: Any, path: str, c: _Collector, pos: Position | None, allow_views: bool = False):
     if not isinstance(items, list):
-        c.add(f"'{path}' must be a list of ops (each item '- name: {{params}}'), got {type(items).__name__}", pos)
+        c.add(f"'{path}' must be a list of ops (each item '- name: {{params}}'), got {_what(items)}", pos)
         return [], None, 0
     steps: list[Step] = []
     split, count = None, 0
@@ -226,7 +247,7 @@ def _step(item: Any, path: str, c: _Collector, pos: Position | None) -> Step | N
         item = {item: {}}
     if not isinstance(item, Mapping) or len(item) != 1:
         keys = list(item) if isinstance(item, Mapping) else None
-        hint = f" (got keys {keys}; is an indent missing under the op name?)" if keys else f" (got {item!r})"
+        hint = f" (got keys {keys}; is an indent missing under the op name?)" if keys else f" (got {_what(item)})"
         c.add(f"each op must be a one-key mapping like '- horizontal_flip: {{p: 0.5}}'{hint}", pos)
         return None
     name, params = next(iter(item.items()))
@@ -236,25 +257,39 @@ def _step(item: Any, path: str, c: _Collector, pos: Position | None) -> Step | N
     if name in CONTROL_KEYS:
         return _control(name, params, path, c, npos)
     if not isinstance(params, Mapping):
-        c.add(f"parameters must be a mapping like {{p: 0.5}}, got {params!r}", _pos_of(item, name), op=name)
+        c.add(f"parameters must be a mapping like {{p: 0.5}}, got {_what(params)}", _pos_of(item, name), op=name)
         return None
     try:
         spec = registry.get(name)
     except registry.UnknownOpError as exc:
         c.add(str(exc), npos)
         return None
+    if not _check_p(params, c, name):
+        return None
     try:
         op = spec.build(dict(params))
         if getattr(op, "params", None) is None:      # adapter ops validate through their own schema
             spec.validate(dict(params))
-    except ValidationError as exc:
-        for err in exc.errors():
-            _report_validation(err, spec, name, params, c, npos)
-        return None
-    except (TypeError, ValueError) as exc:
-        c.add(f"invalid parameters: {exc}", npos, op=name)
+    except (ValidationError, TypeError, ValueError) as exc:
+        # albumentations wraps its pydantic error in a ValueError; report the pydantic one per parameter
+        cause = exc if isinstance(exc, ValidationError) else exc.__cause__
+        if isinstance(cause, ValidationError):
+            for err in cause.errors():
+                _report_validation(err, spec, name, params, c, npos)
+        else:
+            c.add(f"invalid parameters: {exc}", npos, op=name)
         return None
     return OpStep(op, path, name)
+
+
+def _check_p(params: Mapping, c: _Collector, op: str) -> bool:
+    """`p` means the same for every op and control step: a probability in [0, 1]."""
+    p = params.get("p", 1.0)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        c.add(f"must be a probability in [0, 1] (how often the op runs), got {p!r}", _pos_of(params, "p"),
+              op=op, param="p")
+        return False
+    return True
 
 
 def _control(kind: str, params: Any, path: str, c: _Collector, pos: Position | None) -> Step | None:
@@ -273,12 +308,9 @@ def _control(kind: str, params: Any, path: str, c: _Collector, pos: Position | N
         c.add(f"'{kind}' needs a non-empty 'ops' list", _pos_of(params, "ops") or pos)
         return None
     children, _, _ = _step_list(ops, f"{path}.ops", c, _pos_of(params, "ops"))
-    p = params.get("p", 1.0)
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-        c.add(f"'p' must be a probability in [0, 1], got {p!r}", _pos_of(params, "p"), op=kind)
-        p = 1.0
-    if len(children) != len(ops):
+    if not _check_p(params, c, kind) or len(children) != len(ops):
         return None
+    p = params.get("p", 1.0)
     if kind == "one_of":
         weights = params.get("weights")
         if weights is not None and (not isinstance(weights, list) or len(weights) != len(children)
@@ -304,15 +336,27 @@ def _allowed_text(spec: registry.OpSpec, param: str) -> str:
     field = spec.schema.model_fields.get(param)
     if field is None:
         return ""
+    named = spec.extra.get("named_constants", {}).get(param)
+    if named:   # e.g. border_mode: reflect, as well as OpenCV's integer codes
+        return f"; allowed: one of {', '.join(named)} (or OpenCV's integer code)"
     choices = _literal_choices(field.annotation)
     parts = []
     if choices:
         parts.append("one of " + ", ".join(repr(v) for v in choices))
-    for meta in field.metadata:
-        parts.append(str(meta))
+    parts.extend(filter(None, (_constraint_text(meta) for meta in field.metadata)))
     if not parts:
         parts.append(f"type {registry._type_name(field.annotation)}")
     return "; allowed: " + ", ".join(parts)
+
+
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<", "min_length": "length >=", "max_length": "length <="}
+
+
+def _constraint_text(meta: Any) -> str:
+    """`Ge(ge=1)` -> '>= 1'; validators that are plain functions say nothing readable, so nothing."""
+    found = [f"{text} {getattr(meta, attr)}" for attr, text in _BOUNDS.items()
+             if getattr(meta, attr, None) is not None]
+    return " and ".join(found)
 
 
 def _literal_choices(annotation: Any) -> list[Any]:
@@ -329,6 +373,10 @@ def _report_validation(err: dict, spec: registry.OpSpec, name: str, params: Mapp
                        op_pos: Position | None) -> None:
     loc = err.get("loc") or ()
     param = str(loc[0]) if loc else None
+    if param is None:   # a check across parameters (e.g. "px or percent"): albumentations' own words
+        message = str(err.get("msg", "invalid parameters")).removeprefix("Value error, ")
+        c.add(f"invalid parameters: {message}", op_pos, op=name)
+        return
     ppos = _pos_of(params, param) if param in params else op_pos
     if err.get("type") == "extra_forbidden" and param is not None:
         allowed = [p for p in spec.schema.model_fields if p not in spec.hidden_params]
@@ -339,7 +387,22 @@ def _report_validation(err: dict, spec: registry.OpSpec, name: str, params: Mapp
     given = params.get(param, "<missing>") if param is not None else params
     message = err.get("msg", "is invalid")
     if err.get("type") == "missing":
-        c.add("is required", op_pos, op=name, param=param)
+        c.add(f"is required{_allowed_text(spec, param)}", op_pos, op=name, param=param)
         return
     allowed = _allowed_text(spec, param) if param else ""
-    c.add(f"{message[0].lower() + message[1:]}, got {given!r}{allowed}", ppos, op=name, param=param)
+    message = message.removeprefix("Value error, ")
+    hint = ""
+    named = spec.extra.get("named_constants", {}).get(param)
+    if named and isinstance(given, str):
+        hint = _did_you_mean(given, named)
+    c.add(f"{message[0].lower() + message[1:]}, got {_plain_value(given)!r}{allowed}{hint}", ppos, op=name,
+          param=param)
+
+
+def _plain_value(value: Any) -> Any:
+    """The value as the user wrote it (located containers shown as plain lists and dicts)."""
+    if isinstance(value, Mapping):
+        return {k: _plain_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_value(v) for v in value]
+    return value

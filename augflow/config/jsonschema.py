@@ -22,6 +22,13 @@ def op_params_schema(name: str) -> dict[str, Any]:
         if hidden in schema.get("required", []):
             schema["required"].remove(hidden)
     schema["additionalProperties"] = False
+    props = schema.setdefault("properties", {})
+    for param, names in spec.extra.get("named_constants", {}).items():   # `border_mode: reflect`
+        if param in props:
+            props[param] = {"anyOf": [props[param], {"enum": list(names)}],
+                            "description": props[param].get("description", "")}
+    # `p` is a probability for every op (the loader checks it for all, whatever the op's own schema says)
+    props["p"] = {"type": "number", "minimum": 0, "maximum": 1, "description": "Probability that the op is applied."}
     schema.setdefault("description", spec.doc.split("\n\n")[0])
     return schema
 

@@ -271,7 +271,9 @@ def resize_float(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     if arr.shape[0] == height and arr.shape[1] == width:
         return arr
     shrink = height < arr.shape[0] and width < arr.shape[1]
-    return cv2.resize(arr, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    out = cv2.resize(arr, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+    # Cubic overshoot would leave [0, 1]; diffusers then takes the image as already in [-1, 1].
+    return np.clip(out, 0.0, 1.0)
 
 
 def like_input(generated: np.ndarray, reference: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:

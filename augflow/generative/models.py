@@ -105,9 +105,10 @@ def _has_weights(folder: Path) -> bool:
 
 
 def content_hash(path: str | Path) -> str:
-    """`sha256:...` of a model's configuration: every config/tokenizer file's bytes, and the name
-    and size of every weights file (hashing gigabytes of weights per run would cost minutes; a
-    retrained or swapped checkpoint changes its size or its config in practice).
+    """`sha256:...` of a model directory or file: every config/tokenizer file's bytes, and for each
+    weights file its size plus three 1 MiB samples (start, middle, end). Hashing gigabytes of
+    weights on every run would cost minutes; a retrained or fine-tuned checkpoint changes its
+    sampled bytes (weights change everywhere), which is what the results cache needs to notice.
     """
     p = Path(path)
     h = hashlib.sha256()
@@ -120,8 +121,20 @@ def content_hash(path: str | Path) -> str:
         if f.suffix in _HASHED_SUFFIXES:
             h.update(f.read_bytes())
         else:
-            h.update(str(f.stat().st_size).encode())
+            h.update(_sampled_bytes(f))
     return "sha256:" + h.hexdigest()
+
+
+def _sampled_bytes(f: Path, chunk: int = 1 << 20) -> bytes:
+    size = f.stat().st_size
+    with open(f, "rb") as handle:
+        if size <= 3 * chunk:
+            return str(size).encode() + handle.read()
+        parts = [str(size).encode()]
+        for offset in (0, size // 2, size - chunk):
+            handle.seek(offset)
+            parts.append(handle.read(chunk))
+    return b"".join(parts)
 
 
 def cached_model(key: tuple, loader: Callable[[], Any]) -> Any:

@@ -96,7 +96,7 @@ class Vocabulary:
         if not op_steps:
             raise VocabularyError("the pipeline's 'sample' stage has no ops: there is nothing for HistAug to learn")
         steps = [{"path": s.path, "op": s.name} for s in op_steps]
-        index = {s["path"]: i for i, s in enumerate(steps)}
+        index = {s["path"]: (i, s["op"]) for i, s in enumerate(steps)}
         raw: dict[tuple[int, str], list[Any]] = {}
         for prov in provenances:
             for entry in prov:
@@ -129,7 +129,7 @@ class Vocabulary:
         for i, leaf in enumerate(self.leaves):
             if leaf.kind == "continuous":
                 codes[i] = np.nan
-        index = {s["path"]: i for i, s in enumerate(self.steps)}
+        index = {s["path"]: (i, s["op"]) for i, s in enumerate(self.steps)}
         by_step = self._leaves_by_step()
         for rank, entry in enumerate(provenance):
             step = _step_of(index, entry)
@@ -211,11 +211,12 @@ class Vocabulary:
 
 
 # ---- helpers ----------------------------------------------------------------------------
-def _step_of(index: dict[str, int], entry) -> int:
-    step = index.get(entry.path)
-    if step is None:
+def _step_of(index: dict[str, tuple[int, str]], entry) -> int:
+    step, op = index.get(entry.path, (None, None))
+    if step is None or op != entry.op:
         raise VocabularyError(f"provenance entry {entry.op!r} at {entry.path!r} is not an op of the pipeline's "
-                              f"'sample' stage (known: {', '.join(index)}); encode provenance from the same pipeline")
+                              f"'sample' stage (known: {', '.join(f'{o} at {p}' for p, (_, o) in index.items())}); encode provenance from "
+                              "the same pipeline")
     return step
 
 

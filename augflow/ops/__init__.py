@@ -5,8 +5,23 @@ module and decorating it with `@register`.
 """
 
 import importlib
+import sys
+import types
 
 from augflow.ops.base import Op, Schema
+
+
+class _OpsPackage(types.ModuleType):
+    """`augflow.ops` is this package *and* the catalogue function: `augflow.ops()` lists every op,
+    while `import augflow.ops.auto` still imports a family module."""
+
+    def __call__(self, family: str | None = None) -> list[dict]:
+        from augflow.registry import ops
+
+        return ops(family)
+
+
+sys.modules[__name__].__class__ = _OpsPackage
 
 _FAMILIES = (
     "augflow.ops.adapters.albumentations",
@@ -15,6 +30,15 @@ _FAMILIES = (
     "augflow.ops.random_field",
     "augflow.ops.corruptions",
     "augflow.latent.op",
+    "augflow.generative.conditioning",
+    "augflow.generative.mask_conditioned",
+    "augflow.generative.day_to_night",
+    "augflow.generative.night",
+    "augflow.ops.batch.kernels",
+    "augflow.ops.batch.mixing",
+    "augflow.ops.batch.resizemix",
+    "augflow.ops.batch.mosaic",
+    "augflow.ops.batch.copy_paste",
 )
 
 

@@ -6,7 +6,7 @@ tables below are those of the reference code (`medmnistc` 0.1.0,
 medmnistc/corruptions/registry.py, Apache-2.0), copied value for value: each MedMNIST dataset
 (one imaging modality) has its own subset of corruptions and its own five parameters per
 corruption. Severity s uses table entry s - 1, as the reference does when it builds the benchmark
-(two tables carry a sixth entry that the benchmark never reaches; it is kept for fidelity).
+(three tables carry a sixth entry that the benchmark never reaches; it is kept for fidelity).
 
 The kernels (augflow/ops/medmnistc_kernels.py) work on 8-bit RGB, as the reference does: a grey
 image is expanded to RGB, corrupted, and brought back with Pillow's "L" conversion, which is how
@@ -164,7 +164,7 @@ TABLES: dict[str, dict[str, list[Any]]] = {
 # The reference's DATASET_RGB: grey modalities come out grey.
 RGB_DATASETS = frozenset({"bloodmnist", "dermamnist", "pathmnist", "retinamnist"})
 
-# The reference's CORRUPTIONS_DS_FOLDS, usable as names in `corruptions`.
+# The reference's CORRUPTIONS_DS_FOLDS (its 'task-specific' spelled task_specific), usable in `corruptions`.
 GROUPS = {
     "digital": ("pixelate", "jpeg_compression"),
     "noise": ("gaussian_noise", "speckle_noise", "impulse_noise", "shot_noise"),

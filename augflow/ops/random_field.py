@@ -24,7 +24,6 @@ fields from that seed with its own Philox generator, so provenance stays a few n
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import cv2
@@ -167,12 +166,12 @@ def recolour(img: np.ndarray, fields: dict[str, np.ndarray]) -> np.ndarray:
     x = img.astype(np.float32) / np.float32(scale)
     colour = x[..., :3] if x.shape[2] >= 3 else x[..., :1]
     if "hue" in fields and colour.shape[2] == 3:
-        yiq = colour @ _YIQ.T
+        yiq = cv2.transform(np.ascontiguousarray(colour), _YIQ)
         angle = fields["hue"] * np.float32(2 * np.pi)
         cos, sin = np.cos(angle), np.sin(angle)
         i, q = yiq[..., 1].copy(), yiq[..., 2].copy()
         yiq[..., 1], yiq[..., 2] = cos * i - sin * q, sin * i + cos * q
-        colour = yiq @ _YIQ_INV.T
+        colour = cv2.transform(yiq, _YIQ_INV)
     if "contrast" in fields:
         mean = np.float32(colour.mean())
         colour = (colour - mean) * np.exp(fields["contrast"])[..., None] + mean

@@ -48,7 +48,7 @@ def test_rerun_with_the_disk_cache_makes_no_llm_calls(tiny_causal_dir, tmp_path)
     texts = first(TEXTS)
     assert first.stats.llm_requests == 4
     again = _rewriter(tiny_causal_dir, cache=tmp_path / "rw.sqlite")   # a new process would do the same
-    again.backend = _Refusing()
+    again.backend = _Refusing(again.backend.model_id)   # same model id: same cache keys
     assert again(TEXTS) == texts
     assert again.stats.cache_hits == 4 and again.stats.llm_requests == 0
 
@@ -66,7 +66,10 @@ def test_cache_key_includes_seed_and_prompt(tiny_causal_dir, tmp_path):
 
 
 class _Refusing:
-    kind, model_id = "transformers", None
+    kind = "transformers"
+
+    def __init__(self, model_id):
+        self.model_id = model_id
 
     def generate(self, requests):
         raise AssertionError("the cache should have answered")

@@ -25,9 +25,10 @@ from albumentations.core.bbox_utils import BboxParams, BboxProcessor  # noqa: E4
 from albumentations.core.keypoints_utils import KeypointParams, KeypointsProcessor  # noqa: E402
 from albumentations.core.transforms_interface import (  # noqa: E402
     BasicTransform, DualTransform, ImageOnlyTransform, Transform3D)
-from pydantic import BaseModel, Field, create_model  # noqa: E402
+from pydantic import BaseModel, Field, create_model, model_validator  # noqa: E402
 
 from augflow import registry  # noqa: E402
+from augflow.config.errors import SampleError  # noqa: E402
 from augflow.ops.base import Op  # noqa: E402
 from augflow.params_codec import from_jsonable, to_jsonable  # noqa: E402
 from augflow.sample import FieldSpec, Sample  # noqa: E402
@@ -123,8 +124,13 @@ def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processor
                     names[lf] = lf
     procs = _Processors.for_sample(sample)
     if procs is not None:
-        for proc in procs.items:
-            proc.preprocess(data)
+        for key, proc in procs.by_key.items():
+            try:
+                proc.preprocess(data)
+            except ValueError as exc:   # albumentations' check of box/keypoint coordinates
+                fmt = sample.specs[names[key]].format if key in names else "?"
+                raise SampleError(f"field {names.get(key, key)!r} ({key} in the {fmt} format): {exc} "
+                                  "(albumentations shows coordinates normalized to [0, 1])") from None
     return data, names, procs
 
 
@@ -322,6 +328,10 @@ def coerce_named_constants(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _coerce_before_validation(model: type[BaseModel], data: Any) -> Any:
+    return coerce_named_constants(data) if isinstance(data, dict) else data
+
+
 def params_schema(cls: type[BasicTransform]) -> type[BaseModel]:
     """albumentations' InitSchema with the defaults of the transform's __init__ filled in.
 
@@ -336,7 +346,9 @@ def params_schema(cls: type[BasicTransform]) -> type[BaseModel]:
             fields[pname] = (f.annotation, False)
         elif pname in sig.parameters and sig.parameters[pname].default is not inspect.Parameter.empty:
             fields[pname] = (f.annotation, Field(sig.parameters[pname].default, description=f.description))
-    model = create_model(f"{cls.__name__}Params", __base__=base, **fields)
+    named = model_validator(mode="before")(classmethod(_coerce_before_validation))
+    model = create_model(f"{cls.__name__}Params", __base__=base, __validators__={"named_constants": named},
+                         **fields)
     model.model_config["extra"] = "forbid"
     model.model_rebuild(force=True)
     return model
@@ -379,7 +391,8 @@ def register_all() -> None:
         registry.add(registry.OpSpec(
             name=op_cls.name, factory=op_cls, schema_source=functools.partial(params_schema, cls), targets=op_cls.targets,
             family=_family_of(cls), doc=op_cls.__doc__, backends=("albumentations",),
-            aliases=(snake_case(cls_name),), hidden_params=("strict",), extra={"cls": op_cls},
+            aliases=(snake_case(cls_name),), hidden_params=("strict",),
+            extra={"cls": op_cls, "named_constants": _NAMED_CONSTANTS},
         ))
 
 

@@ -58,21 +58,21 @@ def _rrc(params: Mapping, cfg: Mapping, hw: tuple[int, int]) -> Geo:
     x1, y1, x2, y2 = params["crop_coords"]
     oh, ow = _size(cfg)
     return Geo(_resize_matrix(x1, y1, x2 - x1, y2 - y1, oh, ow), (oh, ow), int(cfg.get("interpolation", 1)),
-               int(cfg.get("mask_interpolation", 0)))
+               int(cfg.get("mask_interpolation", 0)), BORDER_REPLICATE)   # cv2.resize clamps at the edge
 
 
 def _resize(params: Mapping, cfg: Mapping, hw: tuple[int, int]) -> Geo:
     oh, ow = _size(cfg)
     return Geo(_resize_matrix(0, 0, hw[1], hw[0], oh, ow), (oh, ow), int(cfg.get("interpolation", 1)),
-               int(cfg.get("mask_interpolation", 0)))
+               int(cfg.get("mask_interpolation", 0)), BORDER_REPLICATE)
 
 
 def _hflip(params: Mapping, cfg: Mapping, hw: tuple[int, int]) -> Geo:
-    return Geo(np.array([[-1.0, 0, hw[1] - 1], [0, 1, 0], [0, 0, 1]]), hw)
+    return Geo(np.array([[-1.0, 0, hw[1] - 1], [0, 1, 0], [0, 0, 1]]), hw, border_mode=BORDER_REPLICATE)
 
 
 def _vflip(params: Mapping, cfg: Mapping, hw: tuple[int, int]) -> Geo:
-    return Geo(np.array([[1.0, 0, 0], [0, -1, hw[0] - 1], [0, 0, 1]]), hw)
+    return Geo(np.array([[1.0, 0, 0], [0, -1, hw[0] - 1], [0, 0, 1]]), hw, border_mode=BORDER_REPLICATE)
 
 
 def _albu_affine(params: Mapping, cfg: Mapping, hw: tuple[int, int]) -> Geo:

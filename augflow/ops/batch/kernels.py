@@ -297,6 +297,8 @@ def color_jitter(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
                 if not bool(m.any()):
                     continue
                 y, k = sub[m], f[("brightness", "contrast", "saturation", "hue")[t]][m]
+                if bool((k == (0.0 if t == 3 else 1.0)).all()):
+                    continue          # identity factors (e.g. hue: 0): skip the pass
                 if t == 0:
                     y = (y * k).clamp_(0, 1)
                 elif t == 1:

@@ -1,0 +1,132 @@
+"""MixUp and CutMix: two images of a batch become one, labels mixed by weight / true pasted area.
+
+Each element i draws its own parameters (lambda, box position, which partner) from its own
+generator; partner j is another element of the same batch. Targets follow: MixUp keeps both
+images' boxes and keypoints (as detection MixUp does) and the dominant image's mask; CutMix
+pastes the box region of every target (see paste.paste_rect). CutMix records what it pasted in
+`batch["mix"]` (partner, box, both labels), which the TransMix hook (transmix.py) relabels from.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from augflow.ops.batch.kernels import BatchContext, to_float
+from augflow.ops.batch.paste import BatchOnlyOp, MixParams, clone_batch, label_fields, mix_labels, partner, paste_rect
+from augflow.registry import register
+
+_TARGETS = {"image", "mask", "masks", "bboxes", "keypoints", "label"}
+
+
+@register("mixup", targets=_TARGETS, family="batch", backends=("kornia",))
+class MixUp(BatchOnlyOp):
+    """x = l * x_i + (1 - l) * x_j and likewise for labels, l ~ Beta(alpha, alpha) per element."""
+
+    class Params(MixParams):
+        alpha: float = 0.2
+
+    def sample_params(self, rng, sample):
+        a = self.params.alpha
+        return {"lam": float(rng.beta(a, a)) if a > 0 else 1.0, "partner": float(rng.random())}
+
+    def apply_batch(self, batch: dict, params: list, ctx: BatchContext) -> dict:
+        to_float(batch, ctx)
+        orig, new = batch, clone_batch(batch)
+        n = len(params)
+        weights: list = [None] * n
+        for i, p in enumerate(params):
+            if p is None:
+                continue
+            j, lam = partner(p["partner"], i, n), p["lam"]
+            for name in ctx.names("image"):
+                if isinstance(orig.get(name), torch.Tensor):
+                    new[name][i] = lam * orig[name][i] + (1 - lam) * orig[name][j]
+            for name in ctx.names("mask"):
+                if isinstance(orig.get(name), torch.Tensor) and lam < 0.5:
+                    new[name][i] = orig[name][j]
+            for name in ctx.names("bboxes", "keypoints", "masks"):
+                if isinstance(orig.get(name), list):
+                    new[name][i] = torch.cat([orig[name][i], orig[name][j].to(orig[name][i].device)])
+                    for lf in ctx.specs[name].label_fields:
+                        if isinstance(orig.get(lf), list):
+                            a, b = orig[lf][i], orig[lf][j]
+                            new[lf][i] = torch.cat([a, b]) if isinstance(a, torch.Tensor) else list(a) + list(b)
+            weights[i] = [(i, lam), (j, 1 - lam)]
+        if any(weights):
+            mix_labels(orig, new, ctx, weights, self.params.num_classes, self.name)
+        return new
+
+
+def cut_box(lam: float, cx: float, cy: float, hw: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box of area fraction 1 - lam centred at (cx, cy) (fractions), clipped to the image."""
+    h, w = hw
+    r = math.sqrt(max(0.0, 1.0 - lam))
+    ch, cw = int(h * r), int(w * r)
+    x0 = int(np.clip(round(cx * w - cw / 2), 0, w))
+    x1 = int(np.clip(round(cx * w + cw / 2), 0, w))
+    y0 = int(np.clip(round(cy * h - ch / 2), 0, h))
+    y1 = int(np.clip(round(cy * h + ch / 2), 0, h))
+    return x0, y0, x1, y1
+
+
+def record_mix(orig: dict, new: dict, ctx: BatchContext, pasted: dict[int, tuple[int, tuple, float]]) -> None:
+    """batch["mix"]: partner (-1 if none), pasted box (x0, y0, x1, y1), partner's area, both labels."""
+    n = _batch_size(orig, ctx)
+    partners = torch.full((n,), -1, dtype=torch.long)
+    boxes = torch.zeros((n, 4))
+    area = torch.zeros(n)
+    for i, (j, box, a) in pasted.items():
+        partners[i], boxes[i], area[i] = j, torch.tensor(box, dtype=torch.float32), a
+    mix = {"partner": partners, "box": boxes, "area": area}
+    for name in label_fields(ctx):
+        y = orig.get(name)
+        if isinstance(y, torch.Tensor):
+            mix["label_a"] = y.clone()
+            mix["label_b"] = y[torch.where(partners >= 0, partners, torch.arange(n)).to(y.device)].clone()
+            break
+    new["mix"] = mix
+
+
+def _batch_size(batch: dict, ctx: BatchContext) -> int:
+    for name in ctx.names("image"):
+        if isinstance(batch.get(name), torch.Tensor):
+            return int(batch[name].shape[0])
+    raise ValueError("the batch has no image field")
+
+
+@register("cutmix", targets=_TARGETS, family="batch", backends=("kornia",))
+class CutMix(BatchOnlyOp):
+    """Paste a box of x_j into x_i; box area 1 - l, l ~ Beta(alpha, alpha); labels by the pasted area
+    after clipping to the image (not by the drawn l)."""
+
+    class Params(MixParams):
+        alpha: float = 1.0
+
+    def sample_params(self, rng, sample):
+        a = self.params.alpha
+        return {"lam": float(rng.beta(a, a)) if a > 0 else 1.0, "cx": float(rng.random()),
+                "cy": float(rng.random()), "partner": float(rng.random())}
+
+    def apply_batch(self, batch: dict, params: list, ctx: BatchContext) -> dict:
+        to_float(batch, ctx)
+        orig, new = batch, clone_batch(batch)
+        n = len(params)
+        hw = next(tuple(orig[nm].shape[-2:]) for nm in ctx.names("image") if isinstance(orig.get(nm), torch.Tensor))
+        weights: list = [None] * n
+        pasted = {}
+        for i, p in enumerate(params):
+            if p is None:
+                continue
+            j = partner(p["partner"], i, n)
+            box = cut_box(p["lam"], p["cx"], p["cy"], hw)
+            paste_rect(orig, new, ctx, i, j, box, box, self.params.min_visible)
+            a = (box[2] - box[0]) * (box[3] - box[1]) / float(hw[0] * hw[1])
+            weights[i] = [(i, 1 - a), (j, a)]
+            pasted[i] = (j, box, a)
+        if pasted:
+            mix_labels(orig, new, ctx, weights, self.params.num_classes, self.name)
+            record_mix(orig, new, ctx, pasted)
+        return new
