@@ -96,6 +96,7 @@ class Pipeline:
         base, squeezed = self.prepare(sample)
         base.seed = seed_info
         base = run_steps(self._shared_steps(), base, rng)
+        base = run_steps(self.spec.negatives, base, rng)   # `negatives:` section: after shared ops, before views
         views = self._view_steps()
         if not views:
             return _restore_gray(base, squeezed)
@@ -198,7 +199,8 @@ class Pipeline:
 
 def _check_image(name: str, value: Any) -> np.ndarray:
     if hasattr(value, "mode") and hasattr(value, "size") and not isinstance(value, np.ndarray):  # PIL image
-        value = np.asarray(value)
+        from augflow.io.decode import from_pil   # EXIF orientation and odd modes, as when decoding a file
+        value = from_pil(value)
     if not isinstance(value, np.ndarray):
         raise SampleError(f"field {name!r} (image) must be a numpy array HxW or HxWxC (or a PIL image), "
                           f"got {type(value).__name__}; decode paths with augflow.io.load_image")

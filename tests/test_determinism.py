@@ -68,6 +68,24 @@ def test_dataloader_with_0_1_2_workers_gives_identical_tensors(photos):
     assert not torch.equal(runs[0][0][0][0], runs[0][0][0][1])   # samples are augmented differently
 
 
+def test_threads_sharing_one_pipeline_give_the_sequential_output(photos):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pipe = augflow.Pipeline.from_dict({**TRAIN, "sample": [{"random_resized_crop": {"size": [24, 24]}},
+                                                           *TRAIN["sample"][1:]]})
+    small = [p[:32, :32].copy() for p in photos]   # small images: more thread switches per op
+    call = lambda i: pipe({"image": small[i % len(small)]}, index=i)["image"]   # noqa: E731
+    expected = [call(i) for i in range(200)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)   # switch threads as often as possible to expose shared state
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            got = list(pool.map(call, range(200)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert sum(not torch.equal(a, b) for a, b in zip(expected, got)) == 0
+
+
 def test_pipeline_pickles_to_a_worker_and_gives_the_same_output(photos):
     pipe = augflow.Pipeline.from_dict(TRAIN)
     copy = pickle.loads(pickle.dumps(pipe))   # what a spawn/forkserver DataLoader worker receives

@@ -8,6 +8,7 @@ from augflow.cli.bench import bench
 from augflow.cli.materialize import materialize
 from augflow.cli.ops import ops
 from augflow.cli.preview import preview
+from augflow.cli.train import train_app
 from augflow.cli.validate import validate
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app.command("ops")(ops)
 app.command("preview")(preview)
 app.command("materialize")(materialize)
 app.command("bench")(bench)
+app.add_typer(train_app, name="train")
 
 if __name__ == "__main__":
     app()

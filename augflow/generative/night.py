@@ -99,9 +99,10 @@ class Night(Op):
 
     class Params(Schema):
         exposure: tuple[float, float] = Field((-4.0, -2.0), description="Exposure change in stops (EV), negative.")
-        temperature: tuple[float, float] = Field((2200.0, 4500.0), description="Light colour temperature in K "
-                                                 "(2000 sodium lamp, 3000 tungsten, 4100 moonlight-lit); "
-                                                 "the day image is taken as 6500 K.")
+        temperature: tuple[float, float] = Field((2000.0, 7500.0), description="Light colour temperature in K "
+                                                 "the day image is re-lit with (it is taken as 6500 K): 2000 "
+                                                 "sodium street lamps, 3000 tungsten, above 6500 the bluish "
+                                                 "look of moonlit scenes.")
         gamma: tuple[float, float] = Field((1.0, 1.3), description="Extra gamma on linear light (>1 crushes "
                                            "mid-tones, as night scenes lack fill light).")
         photons: tuple[float, float] = Field((30.0, 300.0), description="Electrons at full white after the drop; "

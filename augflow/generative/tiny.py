@@ -2,7 +2,8 @@
 
 `save_tiny_stable_diffusion(dir)` writes a complete Stable Diffusion pipeline directory (UNet,
 VAE, CLIP text model and tokenizer, DDIM scheduler; ~130k parameters) and
-`save_tiny_controlnet(dir)` a matching ControlNet. Nothing is downloaded. The outputs are
+`save_tiny_controlnet(dir)` a matching ControlNet (its zero-initialised output convs randomised, so
+the condition changes the output). Nothing is downloaded. The outputs are
 noise-like pictures, but every code path — loading from a directory, prompts, seeds, batching,
 caching — runs exactly as with real weights, at 64 px in a few hundredths of a second.
 
@@ -74,6 +75,11 @@ def save_tiny_controlnet(directory: str | Path, seed: int = 1) -> Path:
         net = ControlNetModel(block_out_channels=(8, 16), layers_per_block=1, in_channels=4,
                               down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), cross_attention_dim=_TEXT_DIM,
                               norm_num_groups=4, attention_head_dim=2, conditioning_embedding_out_channels=(4, 8))
+        # A fresh ControlNet's output convs are zero (it starts as a no-op); random ones make the
+        # condition visible in the output, which is what tests of the wiring need.
+        for module in (net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out):
+            for p in module.parameters():
+                torch.nn.init.normal_(p, std=0.2)
     with quiet_loading():
         net.eval().save_pretrained(directory)
     return Path(directory)

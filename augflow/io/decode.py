@@ -94,6 +94,12 @@ def _decode_pillow(raw: bytes, where: str) -> np.ndarray:
         raise ImageDecodeError(where, f"truncated or corrupt ({exc})") from None
 
 
+def from_pil(im: Image.Image) -> np.ndarray:
+    """A PIL image given to a pipeline directly: EXIF orientation applied, palette, CMYK and
+    16-bit modes handled as `load_image` does (16-bit colour cannot exist in PIL)."""
+    return _pil_to_array(ImageOps.exif_transpose(im))
+
+
 def _pil_to_array(im: Image.Image) -> np.ndarray:
     if im.mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -201,4 +207,4 @@ def _cast(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype)
 
 
-__all__ = ["load_image", "ImageDecodeError", "MissingImageError"]
+__all__ = ["load_image", "from_pil", "ImageDecodeError", "MissingImageError"]

@@ -89,7 +89,7 @@ class Job:
         o = self.options
         return {"root": str(self.root), "format": o.format, "layout": self.layout, "copies": o.copies,
                 "shard_size": o.shard_size, "n_outputs": self.n_outputs, "n_shards": self.n_shards,
-                "pipeline": self.spec["pipeline"], "image_format": o.image_format, "max_pixels": o.max_pixels,
+                "pipeline": {**self.spec["pipeline"], "seed": self.spec["seed"]}, "image_format": o.image_format, "max_pixels": o.max_pixels,
                 "on_error": on_error, "image_columns": list(self.source.image_columns)}
 
 
@@ -106,7 +106,8 @@ def plan(options: JobOptions, overwrite: bool = False) -> Job:
     n_outputs = len(source.items) * options.copies
     n_shards = -(-n_outputs // options.shard_size)
     spec = {
-        "augflow_job": JOB_VERSION, "pipeline": pipe.to_dict(), "seed": pipe.seed, "copies": options.copies,
+        "augflow_job": JOB_VERSION, "pipeline": {k: v for k, v in pipe.to_dict().items() if k != "seed"},
+        "seed": pipe.seed, "copies": options.copies,
         "format": options.format, "shard_size": options.shard_size, "image_format": options.image_format,
         "manifest": options.manifest,
         "input": {"kind": source.kind, "items": len(source.items), "fingerprint": source.fingerprint()},
@@ -169,6 +170,8 @@ def _describe(changed: list[str], old: dict, new: dict) -> str:
             parts.append("input (items were added, removed, renamed or relabelled)")
         elif k == "versions":
             parts.append(f"library versions ({old.get(k)}, now {new[k]})")
+        elif k == "pipeline":
+            parts.append("pipeline (its ops or parameters changed)")
         else:
             parts.append(k)
     return ", ".join(parts)

@@ -73,15 +73,19 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
-        q = self.q_norm(self.q(x).view(b, n, self.heads, self.head_dim).transpose(1, 2))
-        # z may hold one row for a whole bag: project it once, broadcast over the bag's rows.
         zb, t, _ = z.shape
         k, v = self.kv(z).view(zb, t, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         k = self.k_norm(k)
-        if zb != b:
-            k, v = k.expand(b, -1, -1, -1), v.expand(b, -1, -1, -1)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        if zb == 1 and b > 1:
+            # One transformation for a whole bag: every chunk token of every row attends to the same
+            # keys, so fold the rows into the query axis — one (heads, b*n, t) product, no copies of k/v.
+            q = self.q_norm(self.q(x).view(b * n, self.heads, self.head_dim).transpose(0, 1))
+            attn = torch.softmax(q @ k[0].transpose(1, 2) * self.head_dim ** -0.5, dim=-1)
+            out = (attn @ v[0]).transpose(0, 1).reshape(b, n, c)
+        else:
+            q = self.q_norm(self.q(x).view(b, n, self.heads, self.head_dim).transpose(1, 2))
+            out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c)
+        return self.proj(out)
 
 
 class Block(nn.Module):

@@ -12,8 +12,9 @@ saved with the model (the pipeline's own parameter distribution), so no image op
 
 The model loads lazily, once per process, keyed by its directory and device; rows run in batches
 of `batch_size` on `device` (`auto`: the tensor's own device, else CUDA when present, else CPU).
-Provenance records the bank index of each bag (and the decoded transformation, readable) or, for
-`mode: instance`, a seed from which the per-row indices are re-drawn: replay is exact.
+Provenance records the bank index of the bag (and the decoded transformation, readable) or, for
+`mode: instance`, a seed from which the per-row indices are re-drawn: replay is exact. In the
+batch stage each element (a bag) draws its own parameters.
 """
 
 from __future__ import annotations
@@ -61,42 +62,37 @@ class HistAugOp(Op):
             return value
 
     def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
-        fields = _embedding_fields(sample)
-        bank = _bank_size(*_key(self.params.checkpoint))
+        # The batch stage draws from a stand-in sample without the embedding field, so the draw
+        # must not need it: one bank index for the element's bag (or a seed for per-row indices).
         if self.params.mode == "instance":
-            return {"seed": {name: int(rng.integers(2**63)) for name in fields}}
-        index, transform = {}, {}
-        for name in fields:
-            shape = _shape(sample[name])
-            if len(shape) <= 2:
-                index[name] = int(rng.integers(bank))
-                transform[name] = self._model(sample[name]).describe_index(index[name])
-            else:
-                index[name] = rng.integers(bank, size=shape[0]).astype(np.int64)
-        params: dict[str, Any] = {"index": index}
-        if transform:
-            params["transform"] = transform
-        return params
+            return {"seed": int(rng.integers(2**63))}
+        bank = _bank_size(*_key(self.params.checkpoint))
+        shapes = [_shape(sample[n]) for n in sample.fields_of_kind("embedding")]
+        if shapes and len(shapes[0]) == 3:       # B x N x D in one sample: one index per bag
+            return {"index": rng.integers(bank, size=shapes[0][0]).astype(np.int64)}
+        index = int(rng.integers(bank))
+        return {"index": index, "transform": self._model(None).describe_index(index)}
 
-    def apply(self, sample: Sample, index: dict | None = None, seed: dict | None = None,
-              transform: dict | None = None) -> Sample:
+    def apply(self, sample: Sample, index: Any = None, seed: int | None = None, transform: dict | None = None) -> Sample:
         out = sample.copy()
-        for name in (index or seed or {}):
+        for name in _embedding_fields(sample):
             value = sample[name]
             model = self._model(value)
             if seed is not None:     # instance mode: one bank index per row, re-drawn from the recorded seed
-                rng = np.random.Generator(np.random.Philox(int(seed[name])))
-                idx = rng.integers(model.bank_size, size=_shape(value)[:-1])
+                idx = np.random.Generator(np.random.Philox(int(seed))).integers(model.bank_size,
+                                                                               size=_shape(value)[:-1])
             else:
-                idx = np.asarray(index[name])
+                idx = np.asarray(index)
+                if idx.ndim == 0 and len(_shape(value)) == 3:
+                    idx = np.full(_shape(value)[0], int(idx))
             out[name] = _augment(model, value, idx, self.params.batch_size)
         return out
 
     def apply_batch(self, batch: dict[str, Any], params: list[dict | None], ctx: Any = None) -> dict[str, Any]:
         """Batch-stage form: element i of each embedding field (a bag, or a row) gets params[i]
-        (None: skipped), drawn by `sample_params` on that element as in the per-sample stage."""
+        (None: skipped), drawn by `sample_params` for that element as in the per-sample stage."""
         out = dict(batch)
-        names = {n for p in params if p for n in (p.get("index") or p.get("seed") or {})}
+        names = ctx.names("embedding") if ctx is not None else Sample(batch).fields_of_kind("embedding")
         for name in names:
             value = batch[name]
             spec = {name: FieldSpec("embedding")}

@@ -39,6 +39,9 @@ _FAMILIES = (
     "augflow.ops.batch.resizemix",
     "augflow.ops.batch.mosaic",
     "augflow.ops.batch.copy_paste",
+    "augflow.negatives.noise",
+    "augflow.negatives.text",
+    "augflow.negatives.image",
 )
 
 

@@ -362,11 +362,13 @@ class Trainer:
         return losses
 
     # -- epochs, checkpoints --------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
-        """Train from the last checkpoint (or the start) to `epochs`; returns a summary."""
+    def run(self, until_epoch: int | None = None) -> dict[str, Any]:
+        """Train from the last checkpoint (or the start) to `epochs` — or stop after `until_epoch`,
+        with a checkpoint, to continue later; returns a summary."""
         c = self.cfg
         self._resume()
-        for epoch in range(self.epoch, c.epochs):
+        stop = c.epochs if until_epoch is None else min(c.epochs, until_epoch)
+        for epoch in range(self.epoch, stop):
             self.epoch = epoch
             self.data.epoch = epoch
             for net in self.nets.values():
@@ -395,7 +397,7 @@ class Trainer:
                 raise FloatingPointError(f"epoch {epoch + 1}: non-finite losses {means}; lower --lr or check the images")
             self.history.append({"epoch": epoch + 1, "steps": n_steps, "lr": lr, **means})
             self.epoch = epoch + 1
-            if self.epoch % c.checkpoint_every == 0 or self.epoch == c.epochs:
+            if self.epoch % c.checkpoint_every == 0 or self.epoch in (c.epochs, stop):
                 self.save()
         return {"epochs": self.epoch, "steps": self.step, "history": self.history, "output": str(self.out),
                 "generator": str(self.out / "generator.pth")}
@@ -470,18 +472,41 @@ def train(config: TrainConfig) -> dict[str, Any]:
 
 
 # ---- command line ---------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m augflow.train.day_to_night", description=__doc__.split("\n\n")[0])
+_HELP = {
+    "day": "folder of day photographs (searched recursively)",
+    "night": "folder of night photographs (unpaired with the day ones)",
+    "output": "run folder: generator.pth, samples/, last.pt (rerun to resume)",
+    "epochs": "epochs over the day images", "decay_epochs": "epochs of linear lr decay at the end (default: half)",
+    "size": "training crop side (multiple of 4)", "load_size": "shorter side before cropping (default size*286/256)",
+    "lr": "Adam learning rate", "beta1": "Adam beta1", "adv_weight": "least-squares adversarial loss weight",
+    "edge_weight": "edge-consistency L1 weight (default 5; 0 with --cyclegan)",
+    "edge": "edge detector: sobel | canny (its magnitude) | hed", "hed_checkpoint": "HED weights (pytorch-hed/gandtr)",
+    "hed_lr": "lr of the HED fine-tuning", "hed_finetune": "fine-tune HED against a frozen copy (gandtr's HEDNGAN)",
+    "cyclegan": "train the CycleGAN baseline (two generators, cycle loss)", "cycle_weight": "cycle-consistency weight",
+    "identity_weight": "identity loss weight, times --cycle-weight", "pool_size": "CycleGAN fake-image pool size",
+    "ngf": "generator width", "ndf": "discriminator width", "n_blocks": "generator residual blocks",
+    "norm": "batch | instance", "d_augment": "augflow pipeline YAML whose batch ops augment the discriminator's inputs",
+    "checkpoint_every": "epochs between checkpoints (and sample grids)", "samples": "day images in each sample grid",
+    "steps_per_epoch": "cap on steps per epoch (smoke runs)", "seed": "seed of every random draw",
+    "device": "cpu, cuda or auto", "workers": "DataLoader workers", "progress": "show the progress bar",
+}
+
+
+def build_parser(prog: str = "python -m augflow.train.day_to_night") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
+                                epilog="Options map one to one to augflow.train.day_to_night.TrainConfig.")
     defaults = TrainConfig(day="", night="", output="")
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
+        help_text = _HELP.get(f.name, "")
         if f.name in ("day", "night", "output"):
-            p.add_argument(flag, required=True)
+            p.add_argument(flag, required=True, help=help_text)
         elif isinstance(default, bool):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
         else:
-            p.add_argument(flag, type=_parse_type(f.type), default=default)
+            p.add_argument(flag, type=_parse_type(f.type), default=default,
+                           help=f"{help_text} (default: {default})" if default is not None else help_text)
     return p
 
 
@@ -494,9 +519,13 @@ def _parse_type(annotation: Any):
     return str
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    summary = train(TrainConfig(**vars(args)))
+def main(argv: list[str] | None = None, prog: str = "python -m augflow.train.day_to_night") -> int:
+    args = build_parser(prog).parse_args(argv)
+    try:
+        summary = train(TrainConfig(**vars(args)))
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     last = summary["history"][-1] if summary["history"] else {}
     print(json.dumps({"output": summary["output"], "epochs": summary["epochs"], "steps": summary["steps"],
                       "last_epoch_losses": {k: v for k, v in last.items() if k not in ("epoch", "steps")}}))

@@ -182,6 +182,8 @@ def encode(encoder, images: list[np.ndarray], to_input, batch_size: int, device,
     was_training = module.training if module is not None else False
     if module is not None:
         module.eval()
+        first = next(module.parameters(), None)
+        device = first.device if first is not None else device   # batches go where the encoder lives
     out = []
     try:
         for start in common.progress(range(0, len(images), batch_size), desc=desc, enabled=progress):

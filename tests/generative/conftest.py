@@ -26,6 +26,18 @@ def tiny_controlnet(tmp_path_factory) -> Path:
     return save_tiny_controlnet(tmp_path_factory.mktemp("models") / "controlnet")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """One torch thread: on a shared 2-core machine two threads spin against other processes
+    (measured: 0.25 s vs 1-6 s per tiny generation under load). Restored after each module."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_memory_cache():
     """Each test starts with an empty in-memory results cache, so model calls are counted honestly."""

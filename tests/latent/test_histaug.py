@@ -126,9 +126,9 @@ def test_bag_mode_applies_one_transformation_to_every_row(trained, patches, enco
     pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [{"histaug": {"checkpoint": str(ckpt / "final"),
                                                                              "mode": "bag", "device": "cpu"}}]})
     out = pipe({"embedding": bag}, seed=11)
-    index = out.provenance[0].params["index"]["embedding"]
+    index = out.provenance[0].params["index"]
     assert isinstance(index, int)
-    assert out.provenance[0].params["transform"]["embedding"] == model.describe_index(index)
+    assert out.provenance[0].params["transform"] == model.describe_index(index)
     with torch.no_grad():
         codes = model.bank_codes[index].expand(len(bag), -1)
         order = model.bank_order[index].expand(len(bag), -1)
@@ -144,7 +144,7 @@ def test_instance_mode_draws_one_transformation_per_row(trained, patches, encode
     pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [{"histaug": {"checkpoint": str(ckpt / "final"),
                                                                              "mode": "instance"}}]})
     out = pipe({"embedding": bag}, seed=11)
-    seed = out.provenance[0].params["seed"]["embedding"]
+    seed = out.provenance[0].params["seed"]
     idx = np.random.Generator(np.random.Philox(seed)).integers(model.bank_size, size=len(bag))
     assert len(set(idx.tolist())) > 1
     torch.testing.assert_close(out["embedding"], model.augment(bag, idx))
@@ -185,17 +185,22 @@ def test_batched_bags_get_one_transformation_each(trained, patches, encoder):
     bags = encode(encoder, patches[:60], images_to_tensor, 64, "cpu").view(3, 20, -1)
     op = augflow.registry.get("histaug").build({"checkpoint": str(ckpt / "final")})
     rng = np.random.default_rng(0)
-    params = [op.sample_params(rng, augflow.Sample({"embedding": bags[i]})) for i in range(3)]
+    # the batch stage draws each element's params from a stand-in sample (an image stub only)
+    stand_in = augflow.Sample({"image": np.zeros((8, 8, 3), np.uint8)})
+    params = [op.sample_params(rng, stand_in) for _ in range(3)]
     params[1] = None     # element 1 skipped (its p failed)
     out = op.apply_batch({"embedding": bags}, params)["embedding"]
     assert out.shape == bags.shape
     torch.testing.assert_close(out[1], bags[1])
     for i in (0, 2):
-        torch.testing.assert_close(out[i], model.augment(bags[i], params[i]["index"]["embedding"]))
+        torch.testing.assert_close(out[i], model.augment(bags[i], params[i]["index"]))
     # a B x N x D field through the per-sample op: one index per bag
     whole = augflow.Pipeline.from_dict({"augflow": 1, "sample": [{"histaug": {"checkpoint": str(ckpt / "final")}}]})
     res = whole({"embedding": bags}, seed=2)
-    assert np.asarray(res.provenance[0].params["index"]["embedding"]["__ndarray__"]).shape == (3,)
+    index = np.asarray(res.provenance[0].params["index"]["__ndarray__"])
+    assert index.shape == (3,)
+    for i in range(3):
+        torch.testing.assert_close(res["embedding"][i], model.augment(bags[i], index[i]))
 
 
 def test_resume_continues_where_the_run_stopped(patches, encoder, pipeline_yaml, tmp_path):

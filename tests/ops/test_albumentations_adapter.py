@@ -8,7 +8,6 @@ keypoints). The outputs must be identical: same dtype, same shape, same values.
 """
 
 import json
-import random
 import warnings
 
 import albumentations as A
@@ -20,6 +19,7 @@ from PIL import ImageFont
 
 from augflow import registry
 from augflow.ops.adapters import albumentations as adapter
+from augflow.params_codec import from_jsonable
 from augflow.sample import FieldSpec, Sample
 
 ALBU_OPS = sorted(s.name for s in registry.specs() if s.family.startswith("albumentations"))
@@ -50,9 +50,9 @@ CONFIG = {
     "RandomCrop3D": {"size": [4, 32, 32]},
 }
 
-# Transforms that read an extra input by name (albumentations' `targets_as_params`); augflow passes
-# a sample field of that name through. Built from the fixture photos.
-def extra_inputs(cls_name, photo, other, mask, boxes, kps):
+def extra_inputs(cls_name, other, mask, boxes, kps):
+    """Inputs a transform reads by name (albumentations' `targets_as_params`); augflow passes a
+    sample field of that name through. `other` is a second photograph."""
     ref = [np.ascontiguousarray(other)]
     return {
         "RandomCropNearBBox": {"cropping_bbox": [20, 20, 90, 100]},
@@ -67,8 +67,9 @@ def extra_inputs(cls_name, photo, other, mask, boxes, kps):
     }.get(cls_name, {})
 
 
-# Inputs albumentations itself cannot take for a transform (so neither can we).
+# Targets albumentations itself cannot take for a transform (so neither can we): image+mask only.
 NO_BOXES_OR_KEYPOINTS = {"OverlayElements": "albumentations 2.0.8 raises NotImplementedError for boxes"}
+# Transforms defined on another input: a float32 [0, 1] image, or a D x H x W x C volume.
 FLOAT_INPUT = {"FromFloat": "converts float32 [0, 1] images to uint8"}
 VOLUME_OPS = {"CenterCrop3D", "CoarseDropout3D", "CubicSymmetry", "Pad3D", "PadIfNeeded3D", "RandomCrop3D",
               "ToTensor3D"}
@@ -77,7 +78,6 @@ VOLUME_OPS = {"CenterCrop3D", "CoarseDropout3D", "CubicSymmetry", "Pad3D", "PadI
 UNSUPPORTED: dict[str, str] = {}
 
 BOX_PARAMS = dict(format="pascal_voc", label_fields=["labels"])
-KP_PARAMS = dict(format="xy")
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def _seed_drawn_by_adapter(rng_seed: int) -> int:
 def _ours(op, sample, rng_seed):
     params = op.sample_params(np.random.Generator(np.random.Philox(rng_seed)), sample)
     params = json.loads(json.dumps(params))          # exactly what provenance keeps
-    return op.apply(sample, **adapter.from_jsonable(params))
+    return op.apply(sample, **from_jsonable(params))
 
 
 def _reference(cls, cfg, seed, inputs, dual, kp_format):
@@ -155,7 +155,7 @@ def test_op_equals_albumentations(name, astronaut, chelsea, targets, font_file):
     else:
         image = astronaut.astype(np.float32) / 255 if cls_name in FLOAT_INPUT else astronaut
         inputs, specs = {"image": image}, {"image": FieldSpec("image")}
-    extra = extra_inputs(cls_name, astronaut, chelsea, mask, boxes, kps)
+    extra = extra_inputs(cls_name, chelsea, mask, boxes, kps)
     sample = Sample({**inputs, **extra}, specs)
 
     with warnings.catch_warnings():

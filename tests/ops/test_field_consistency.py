@@ -7,10 +7,12 @@ keypoint must sit on its blob's centre. albumentations puts pixel centres at int
 for keypoints and pixel edges at integers for boxes; the test follows both conventions.
 """
 
+import io
 import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 import augflow
@@ -225,3 +227,14 @@ def test_float32_stays_float32_in_range(astronaut):
 def test_float64_is_taken_as_float32(astronaut):
     out = _one("horizontal_flip")({"image": astronaut / 255.0}, seed=0)["image"]
     assert out.dtype == np.float32
+
+
+def test_pil_image_with_exif_orientation_comes_out_upright(chelsea):
+    upright = chelsea[:, :100]
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, 1)))   # as a phone stores it
+    exif = stored.getexif()
+    exif[0x0112] = 6                                                     # "rotate 90 CW to view"
+    buf = io.BytesIO()
+    stored.save(buf, format="PNG", exif=exif)
+    out = _one("horizontal_flip")({"image": Image.open(buf)}, seed=0)["image"]
+    np.testing.assert_array_equal(out, upright[:, ::-1])

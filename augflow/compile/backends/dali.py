@@ -263,10 +263,9 @@ class DaliLoader:
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[dict]:
-        if self._unfinished:          # an earlier loop broke off: finish that DALI epoch first
-            for _ in self._iterator:
-                pass
-        self._epochs.append(self.epoch)
+        if self._unfinished:     # an earlier loop broke off mid-epoch: start over with a fresh DALI pipeline
+            self._iterator, self._epochs = None, []
+        self._epochs.append(self.epoch)   # before DALI prefetches the epoch (it does at reset)
         if self._iterator is None:
             self._iterator = self._make_iterator()
         else:

@@ -15,6 +15,7 @@ import inspect
 import os
 import random
 import re
+import threading
 from typing import Any, ClassVar
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -86,7 +87,6 @@ class _Processors:
         if kp is not None:
             self.by_key["keypoints"] = KeypointsProcessor(KeypointParams(
                 format=kp.format or "xy", label_fields=list(kp.label_fields) or None, remove_invisible=True))
-        self.items = list(self.by_key.values())
 
     @classmethod
     def for_sample(cls, sample: Sample) -> "_Processors | None":
@@ -102,15 +102,12 @@ def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processor
     """The albumentations data dict for a sample, and the albumentations-key -> field-name map."""
     data: dict[str, Any] = {}
     names: dict[str, str] = {}
-    extra_images = []
     for name, spec in sample.specs.items():
         if name not in sample:
             continue
         kind = spec.kind
         if kind == "image":
             key = "image" if "image" not in data else name
-            if key != "image":
-                extra_images.append(name)
         elif kind in ("mask", "masks", "bboxes", "keypoints", "volume", "mask3d"):
             key = kind if kind not in data else name
         else:
@@ -138,7 +135,7 @@ def _from_albu(sample: Sample, data: dict[str, Any], names: dict[str, str], proc
     if procs is not None:
         from albumentations.core.utils import get_shape
         shape = get_shape(data)
-        for proc in procs.items:
+        for proc in procs.by_key.values():
             for key in proc.data_fields:
                 if key in data:
                     data[key] = proc.filter(data[key], shape)
@@ -147,6 +144,16 @@ def _from_albu(sample: Sample, data: dict[str, Any], names: dict[str, str], proc
     for key, name in names.items():
         out[name] = data[key]
     return out
+
+
+class _ThreadState:
+    """One thread's transform and random state: both change on every call (random state,
+    processors, extra targets), so threads sharing a pipeline must not share them."""
+
+    def __init__(self, transform: BasicTransform):
+        self.transform = transform
+        self.np_random, self.py_random = seeded_random_state(0)
+        self.extra_keys: set[str] = set()
 
 
 class AlbumentationsOp(Op):
@@ -159,10 +166,21 @@ class AlbumentationsOp(Op):
         config = coerce_named_constants(kwargs)
         prob = config.pop("p", None)
         self._p = float(prob) if prob is not None else _default_p(self.transform_cls)
-        self.transform = self.transform_cls(**config, p=1.0)
-        self._extra_keys: set[str] = set()
-        self._np_random, self._py_random = seeded_random_state(0)
+        self._albu_config = config
+        self.transform = self.transform_cls(**config, p=1.0)   # validates the parameters now
+        self._local = threading.local()
+        self._local.state = _ThreadState(self.transform)
         self.params = None
+
+    def __getstate__(self) -> dict[str, Any]:   # pickled to loader workers without thread state
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+        self._local.state = _ThreadState(self.transform)
 
     @property
     def p(self) -> float:
@@ -171,57 +189,68 @@ class AlbumentationsOp(Op):
     def config(self) -> dict[str, Any]:
         return dict(self._config)
 
-    def _draw(self, seed: int, data: dict[str, Any]) -> dict[str, Any]:
-        t = self.transform
-        reseed(self._np_random, self._py_random, seed)
-        t.set_random_state(self._np_random, self._py_random)
+    def _state(self) -> _ThreadState:
+        state = getattr(self._local, "state", None)
+        if state is None:   # first call from another thread: its own transform
+            state = self._local.state = _ThreadState(self.transform_cls(**self._albu_config, p=1.0))
+        return state
+
+    def _draw(self, state: _ThreadState, seed: int, data: dict[str, Any]) -> dict[str, Any]:
+        t = state.transform
+        reseed(state.np_random, state.py_random, seed)
+        t.set_random_state(state.np_random, state.py_random)
         params = t.get_params()
         params = t.update_transform_params(params=params, data=data)
         params.update(t.get_params_dependent_on_data(params=params, data=data))
         return params
 
-    def _prepare(self, sample: Sample):
+    def _prepare(self, state: _ThreadState, sample: Sample):
         """albumentations' view of the sample, set up as a Compose would set up this transform."""
+        t = state.transform
         data, names, procs = _to_albu(sample)
-        for key in self.transform.targets_as_params:   # inputs read by name (cropping_bbox, *_metadata)
+        for key in t.targets_as_params:   # inputs read by name (cropping_bbox, *_metadata)
             if key not in data and key in sample:
                 data[key] = sample[key]
-        self._register_extra_targets(sample, data, names)
+        _register_extra_targets(state, sample, names)
         # Box/keypoint-aware transforms (dropouts, Mosaic) consult the processors, as in a Compose.
-        self.transform.set_processors(procs.by_key if procs is not None else {})
-        restore = _adapt_image(self.transform, data, "image")
+        t.set_processors(procs.by_key if procs is not None else {})
+        restore = _adapt_image(t, data, "image")
         return data, names, procs, restore
 
     def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
         seed = int(rng.integers(2**63))
-        data, _, _, _ = self._prepare(sample)
-        params = self._draw(seed, data)
+        state = self._state()
+        data, _, _, _ = self._prepare(state, sample)
+        params = self._draw(state, seed, data)
         if _record_as_seed(params):
             return {"seed": seed}
         return to_jsonable(params)
 
     def apply(self, sample: Sample, **params: Any) -> Sample:
-        data, names, procs, restore = self._prepare(sample)
+        state = self._state()
+        data, names, procs, restore = self._prepare(state, sample)
         if params.keys() == {"seed"}:
-            values = self._draw(params["seed"], data)
+            values = self._draw(state, params["seed"], data)
         else:
             values = _as_tuples(from_jsonable(params))
-        result = self.transform.apply_with_params(values, **data)
+        result = state.transform.apply_with_params(values, **data)
         if restore is not None:
             result["image"] = restore(result["image"])
         return _from_albu(sample, result, names, procs)
 
-    def _register_extra_targets(self, sample: Sample, data: dict[str, Any], names: dict[str, str]) -> None:
-        wanted = {}
-        for key, name in names.items():
-            if key in self.transform.available_keys or key in self._extra_keys:
-                continue
-            spec = sample.specs.get(name)
-            if spec is not None and spec.kind in ("image", "mask", "masks", "volume", "mask3d"):
-                wanted[key] = spec.kind
-        if wanted:
-            self.transform.add_targets(wanted)
-            self._extra_keys.update(wanted)
+
+def _register_extra_targets(state: _ThreadState, sample: Sample, names: dict[str, str]) -> None:
+    """Second images/masks (e.g. `image2`) are declared to the transform as albumentations expects."""
+    wanted = {}
+    for key, name in names.items():
+        if key in state.transform.available_keys or key in state.extra_keys:
+            continue
+        spec = sample.specs.get(name)
+        if spec is not None and spec.kind in ("image", "mask", "masks", "volume", "mask3d"):
+            wanted[key] = spec.kind
+    if wanted:
+        state.transform.add_targets(wanted)
+        state.extra_keys.update(wanted)
 
 
 def _as_tuples(value: Any) -> Any:

@@ -38,7 +38,7 @@ class ResizeMix(BatchOnlyOp):
                 continue
             j = partner(p["partner"], i, n)
             ph, pw = max(1, round(p["tau"] * h)), max(1, round(p["tau"] * w))
-            x0, y0 = int(p["u"] * (w - pw + 1)), int(p["v"] * (h - ph + 1))
+            x0, y0 = min(int(p["u"] * (w - pw + 1)), w - pw), min(int(p["v"] * (h - ph + 1)), h - ph)
             dst = (x0, y0, x0 + pw, y0 + ph)
             paste_rect(orig, new, ctx, i, j, (0, 0, w, h), dst, self.params.min_visible)
             a = pw * ph / float(h * w)

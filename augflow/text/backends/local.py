@@ -69,7 +69,8 @@ def load_model(path: Path, gguf_file: str | None, kind: str, device: str, dtype:
             kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else "causal"
         cls = AutoModelForSeq2SeqLM if kind == "seq2seq" else AutoModelForCausalLM
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, **extra)
-        model = cls.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype), **extra)
+        # passing the config spares transformers a second parse of a GGUF file's metadata
+        model = cls.from_pretrained(path, config=config, local_files_only=True, dtype=getattr(torch, dtype), **extra)
         model.to(device).eval()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
