@@ -105,7 +105,7 @@ def reencode_rate(images, encoder, pipe, batch: int) -> tuple[float, float, floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=20000, help="bag size (rows of 768)")
-    ap.add_argument("--reencode-n", type=int, default=2000, help="patches re-encoded with the CNN (rate extrapolates)")
+    ap.add_argument("--reencode-n", type=int, default=20000, help="patches augmented + re-encoded with the CNN")
     ap.add_argument("--vit-n", type=int, default=32, help="patches re-encoded with the ViT-B/16-shaped encoder")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--depth", type=int, default=12, help="HistAug blocks (the paper's configs use 12)")

@@ -107,12 +107,12 @@ def _ops_caption(provenance) -> str:
 # ---- drawing --------------------------------------------------------------------------------
 def render_grid(blocks: list[list[tuple[str, Any, list]]], pipe, tile: int, cols: int | None):
     """Lay blocks of (caption, sample) tiles out in a grid; returns the image and tile rectangles."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
     font = _font(max(10, tile // 20))
     line_h = font.getbbox("Ag")[3] + 3
     cap_h = 3 * line_h + 4
-    ncols = cols or max(1, math.ceil(math.sqrt(max(len(b) for b in blocks))))
+    ncols = cols or _columns(max(len(b) for b in blocks))
     cell_w, cell_h = tile + PAD, tile + cap_h + PAD
     heights = [math.ceil(len(b) / ncols) * cell_h for b in blocks]
     canvas = Image.new("RGB", (ncols * cell_w + PAD, sum(heights) + PAD), (255, 255, 255))
@@ -130,6 +130,12 @@ def render_grid(blocks: list[list[tuple[str, Any, list]]], pipe, tile: int, cols
             rects.append({"block": b, "tile": t, "box": [x, y, x + tile, y + tile], "caption": caption})
         y0 += heights[b]
     return canvas, rects
+
+
+def _columns(tiles: int) -> int:
+    """About square, preferring the width that leaves the fewest empty cells."""
+    base = max(1, math.ceil(math.sqrt(tiles)))
+    return min((base, base + 1), key=lambda c: (-(-tiles // c) * c - tiles, c))
 
 
 def _font(size: int):

@@ -65,16 +65,30 @@ def jpeg_header(raw: bytes) -> tuple[int, int] | None:
 
 
 def _rotated(raw: bytes) -> bool:
-    """True when the JPEG carries an EXIF orientation other than 1 (Pillow applies it for us)."""
-    head = raw[:65536]
-    if b"Exif" not in head:
-        return False
+    """True when the JPEG carries an EXIF orientation other than 1 (Pillow applies it for us).
+
+    Walks the marker segments before the image data (EXIF is an APP1 segment there) instead of
+    searching the bytes; only a file that has EXIF is opened with Pillow.
+    """
+    pos, n = 2, len(raw)
+    while pos + 4 <= n and raw[pos] == 0xFF:
+        marker = raw[pos + 1]
+        if marker in (0xDA, 0xD9):       # start of scan / end of image: no EXIF before the data
+            return False
+        length = int.from_bytes(raw[pos + 2:pos + 4], "big")
+        if marker == 0xE1 and raw[pos + 4:pos + 10] == b"Exif\x00\x00":
+            return _exif_orientation(raw) not in (0, 1)
+        pos += 2 + length
+    return False
+
+
+def _exif_orientation(raw: bytes) -> int:
     from PIL import Image
     try:
         with Image.open(io.BytesIO(raw)) as im:
-            return im.getexif().get(0x0112, 1) not in (0, 1)
-    except Exception:  # noqa: BLE001 - let the slow path report a broken file
-        return True
+            return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block: let the slow path decide
+        return -1
 
 
 def decode(source: Any, mode: str = "rgb") -> np.ndarray:

@@ -264,12 +264,11 @@ def _step(item: Any, path: str, c: _Collector, pos: Position | None) -> Step | N
     except registry.UnknownOpError as exc:
         c.add(str(exc), npos)
         return None
-    if not _check_p(params, c, name):
-        return None
+    p_ok = _check_p(params, c, name)
+    checked = dict(params) if p_ok else {k: v for k, v in params.items() if k != "p"}   # the rest still checked
     try:
-        op = spec.build(dict(params))
-        if getattr(op, "params", None) is None:      # adapter ops validate through their own schema
-            spec.validate(dict(params))
+        spec.validate(dict(checked))   # first: library ops would otherwise warn about unknown arguments
+        op = spec.build(dict(checked))
     except (ValidationError, TypeError, ValueError) as exc:
         # albumentations wraps its pydantic error in a ValueError; report the pydantic one per parameter
         cause = exc if isinstance(exc, ValidationError) else exc.__cause__
@@ -279,7 +278,7 @@ def _step(item: Any, path: str, c: _Collector, pos: Position | None) -> Step | N
         else:
             c.add(f"invalid parameters: {exc}", npos, op=name)
         return None
-    return OpStep(op, path, name)
+    return OpStep(op, path, name) if p_ok else None
 
 
 def _check_p(params: Mapping, c: _Collector, op: str) -> bool:

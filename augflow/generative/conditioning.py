@@ -27,7 +27,7 @@ from typing import Any, Literal, Mapping, Protocol, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from augflow.generative import cache, diffusion, models
+from augflow.generative import batching, cache, diffusion, models
 from augflow.ops.base import Op
 from augflow.params_codec import from_jsonable
 from augflow.registry import register
@@ -114,7 +114,9 @@ class AugmentedConditioning(Op):
     """Image-to-image diffusion conditioned on an augmented real image plus a class prompt.
 
     Model: a local diffusers directory (Stable Diffusion 1.x/2.x, SDXL, SD-Turbo, ... — anything
-    `AutoPipelineForImage2Image` maps). Sampled: the diffusion seed, strength, guidance scale, the
+    `AutoPipelineForImage2Image` maps), or an image-variation model (its directory declares
+    `StableDiffusionImageVariationPipeline`), which is conditioned on the augmented image's CLIP
+    embedding instead of a prompt and a partially noised latent. Sampled: the diffusion seed, strength, guidance scale, the
     conditioning ops' parameters and the mixing partner; all of it, plus the model's directory and
     config hash and the prompt, is recorded in provenance. Outputs are cached (see
     `augflow.generative.cache`). Fields other than the image come from the conditioned sample, so
@@ -139,7 +141,7 @@ class AugmentedConditioning(Op):
         @model_validator(mode="after")
         def _enough_steps(self):
             low, _ = diffusion.span_bounds(self.strength)
-            if int(self.steps * low) < 1:
+            if int(self.steps * low) < 1 and not diffusion.is_variation(self.model):
                 raise ValueError(f"steps * strength must reach 1 denoising step (img2img runs int(steps * strength)"
                                  f" steps): steps {self.steps} with strength {low} gives none; raise steps or strength")
             return self
@@ -157,6 +159,7 @@ class AugmentedConditioning(Op):
         self._by_path = {s.path: s for s in iter_ops(self._steps)}
         self._hash: str | None = None
         self._multiple = diffusion.vae_multiple(self.params.model)
+        self._variation = diffusion.is_variation(self.params.model)
         self.partner_source: PartnerSource | None = None
 
     @property
@@ -171,13 +174,16 @@ class AugmentedConditioning(Op):
         mix = None
         if self.params.mix is not None and rng.random() < self.params.mix.p:
             mix = self._sample_mix(rng, sample, cond)
-        values = diffusion.prompt_values(cond, self.params.class_names)
+        seed, strength = diffusion.draw_seed(rng), diffusion.draw(rng, self.params.strength)
+        guidance = diffusion.draw(rng, self.params.guidance_scale)
+        text = not self._variation      # an image-variation model takes no prompt and no strength
+        prompt, negative = diffusion.draw_prompts(self.params, cond, self.name) if text else (None, None)
         return {
-            "seed": diffusion.draw_seed(rng),
-            "strength": diffusion.draw(rng, self.params.strength),
-            "guidance_scale": diffusion.draw(rng, self.params.guidance_scale),
-            "prompt": diffusion.format_prompt(self.params.prompt, values, self.name),
-            "negative_prompt": diffusion.format_prompt(self.params.negative_prompt, values, self.name),
+            "seed": seed,
+            "strength": strength if text else None,
+            "guidance_scale": guidance,
+            "prompt": prompt,
+            "negative_prompt": negative,
             "model": {"path": self.params.model, "hash": self.model_hash},
             "condition": [e.to_dict() for e in cond.provenance],
             "mix": mix,
@@ -193,6 +199,9 @@ class AugmentedConditioning(Op):
                                  "field, or attach a source: augflow.generative.attach_partners(pipeline, "
                                  "SameClassIndex(dataset))")
             label = diffusion.label_of(sample) if spec.same_class else None
+            if spec.same_class and label is None:
+                raise ValueError(f"op {self.name!r}: mix with same_class needs the sample's label (the batch "
+                                 "stage draws without it: mix in the sample or offline stage, or same_class: false)")
             count = self.partner_source.count(label)
             if count == 0:
                 raise ValueError(f"op {self.name!r}: the partner source has no image of class {label!r}")
@@ -209,10 +218,14 @@ class AugmentedConditioning(Op):
 
     # ---- applying ---------------------------------------------------------------------------
     def apply(self, sample: Sample, **params: Any) -> Sample:
-        return self.apply_batch([sample], [params])[0]
+        return self.apply_samples([sample], [params])[0]
 
-    def apply_batch(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
-        """Generate for several samples; those sharing size, strength and guidance run as one batch."""
+    def apply_batch(self, batch: dict, params: list, ctx: Any) -> dict:
+        """The batch stage's entry: a collated batch of tensors, per-element params (None: skip)."""
+        return batching.tensor_batch(self, batch, params, ctx)
+
+    def apply_samples(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
+        """Generate for several samples; those sharing size, strength and guidance run as one model call."""
         jobs = [self._prepare(s, p) for s, p in zip(samples, params_list)]
         results: list[np.ndarray | None] = [cache.get(job["key"], job["cache"]) for job in jobs]
         groups: dict[tuple, list[int]] = {}
@@ -220,17 +233,20 @@ class AugmentedConditioning(Op):
             if res is None:
                 p = job["params"]
                 groups.setdefault((job["input"].shape, p["strength"], p["guidance_scale"],
-                                   p["negative_prompt"] is None), []).append(i)
+                                   job["negative"] is None), []).append(i)
         if groups:
-            pipe = diffusion.task_pipeline("image2image", self.params)
+            pipe = diffusion.task_pipeline("variation" if self._variation else "image2image", self.params)
             for (_, strength, guidance, no_negative), idx in groups.items():
-                images = diffusion.call_pipeline(
-                    self.name, pipe, len(idx),
-                    prompt=[jobs[i]["params"]["prompt"] for i in idx],
-                    negative_prompt=None if no_negative else [jobs[i]["params"]["negative_prompt"] for i in idx],
-                    image=np.stack([jobs[i]["input"] for i in idx]),
-                    strength=strength, guidance_scale=guidance, num_inference_steps=self.params.steps,
-                    generator=diffusion.torch_generators([jobs[i]["params"]["seed"] for i in idx]))
+                if self._variation:
+                    images = self._vary(pipe, [jobs[i] for i in idx], guidance)
+                else:
+                    images = diffusion.call_pipeline(
+                        self.name, pipe, len(idx),
+                        prompt=[jobs[i]["prompt"] for i in idx],
+                        negative_prompt=None if no_negative else [jobs[i]["negative"] for i in idx],
+                        image=np.stack([jobs[i]["input"] for i in idx]),
+                        strength=strength, guidance_scale=guidance, num_inference_steps=self.params.steps,
+                        generator=diffusion.torch_generators([jobs[i]["params"]["seed"] for i in idx]))
                 for i, img in zip(idx, images):
                     results[i] = img
                     cache.put(jobs[i]["key"], img, jobs[i]["cache"])
@@ -241,6 +257,16 @@ class AugmentedConditioning(Op):
             out[name] = diffusion.like_input(generated, cond[name], self.params.size)
             outs.append(out)
         return outs
+
+    def _vary(self, pipe, jobs: list[dict[str, Any]], guidance: float) -> np.ndarray:
+        """An image-variation model: the conditioning image enters through its CLIP image embedding."""
+        from PIL import Image
+
+        images = [Image.fromarray(np.round(job["input"] * 255).astype(np.uint8)) for job in jobs]
+        h, w = jobs[0]["input"].shape[:2]
+        return diffusion.call_pipeline(self.name, pipe, len(jobs), image=images, height=h, width=w,
+                                       guidance_scale=guidance, num_inference_steps=self.params.steps,
+                                       generator=diffusion.torch_generators([j["params"]["seed"] for j in jobs]))
 
     def _prepare(self, sample: Sample, params: dict[str, Any]) -> dict[str, Any]:
         """The conditioned sample, the model input (RGB float at a size the model takes) and the cache key."""
@@ -264,10 +290,14 @@ class AugmentedConditioning(Op):
         rgb = diffusion.resize_float(diffusion.to_rgb_float(cond[field]), gh, gw)
         if params.get("mix"):
             rgb = _mix(rgb, self._partner(sample, params["mix"]), params["mix"])
+        prompt, negative = (None, None) if self._variation else \
+            diffusion.final_prompts(self.params, cond, params, self.name)
         key_params = {k: v for k, v in params.items() if k not in ("model", "condition", "mix")}
+        key_params.update(prompt=prompt, negative_prompt=negative)
         config = {k: v for k, v in diffusion.op_config(self.params).items() if k not in ("model", "condition", "mix")}
         key = cache.make_key(self.name, {**config, "model_hash": self.model_hash}, key_params, rgb)
-        return {"sample": cond, "field": field, "input": rgb, "params": params, "key": key,
+        return {"sample": cond, "field": field, "input": rgb, "params": params, "key": key, "prompt": prompt,
+                "negative": negative,
                 "cache": cache.cache_dir(self.params.cache), "provenance": sample.provenance}
 
     def _partner(self, sample: Sample, mix: dict[str, Any]) -> np.ndarray:

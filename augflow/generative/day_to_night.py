@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from augflow.generative import cache, diffusion, models
+from augflow.generative import batching, cache, diffusion, models
 from augflow.ops.base import Op, Schema
 from augflow.registry import register
 from augflow.sample import Sample
@@ -117,9 +117,13 @@ class DayToNight(Op):
                 "model": {"path": self.params.checkpoint, "hash": self.model_hash}}
 
     def apply(self, sample: Sample, **params: Any) -> Sample:
-        return self.apply_batch([sample], [params])[0]
+        return self.apply_samples([sample], [params])[0]
 
-    def apply_batch(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
+    def apply_batch(self, batch: dict, params: list, ctx: Any) -> dict:
+        """The batch stage's entry: a collated batch of tensors, per-element params (None: skip)."""
+        return batching.tensor_batch(self, batch, params, ctx)
+
+    def apply_samples(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
         """Translate several samples' images; same-size images run as one batch."""
         for params in params_list:
             recorded = params.get("model") or {}

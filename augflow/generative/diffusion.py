@@ -156,6 +156,29 @@ def format_prompt(template: str | None, values: dict[str, Any], op: str) -> str 
                        f"{sorted(values)} (give class_names, or a text field of that name)") from None
 
 
+def _has_placeholders(template: str | None) -> bool:
+    return template is not None and any(name for _, name, _, _ in string.Formatter().parse(template))
+
+
+def draw_prompts(params: DiffusionParams, sample: Sample, op: str) -> tuple[str | None, str | None]:
+    """The prompts recorded when parameters are drawn — or (None, None) when the template needs
+    values the sample does not carry (the batch stage draws on a stand-in without the label):
+    `final_prompts` then fills them in from the real sample."""
+    if label_of(sample) is None and not any(isinstance(v, str) for v in sample.values()) and \
+            (_has_placeholders(params.prompt) or _has_placeholders(params.negative_prompt)):
+        return None, None
+    values = prompt_values(sample, params.class_names)
+    return format_prompt(params.prompt, values, op), format_prompt(params.negative_prompt, values, op)
+
+
+def final_prompts(params: DiffusionParams, sample: Sample, drawn: dict[str, Any], op: str) -> tuple[str, str | None]:
+    """The prompts a generation uses: the recorded ones, else the template filled from `sample`."""
+    if drawn.get("prompt") is not None:
+        return drawn["prompt"], drawn.get("negative_prompt")
+    values = prompt_values(sample, params.class_names)
+    return format_prompt(params.prompt, values, op) or "", format_prompt(params.negative_prompt, values, op)
+
+
 # ---- pipelines ----------------------------------------------------------------------------
 def base_pipeline(model_dir: str, dtype: str, device: str, safety_checker: bool):
     """The model directory's own pipeline, loaded once per process for (dir, dtype, device)."""
@@ -185,8 +208,23 @@ def _no_safety_checker(model_dir: str) -> dict[str, Any]:
     return {"safety_checker": None, "requires_safety_checker": False}
 
 
-def task_pipeline(task: Literal["text2image", "image2image"], params: DiffusionParams, controlnet: str | None = None):
-    """The op's pipeline (img2img, ControlNet, ControlNet img2img), sharing the base's networks.
+def pipeline_class(model_dir: str) -> str:
+    """The pipeline class a model directory declares (model_index.json's `_class_name`)."""
+    import json
+
+    index = json.loads((Path(model_dir) / "model_index.json").read_text(encoding="utf-8"))
+    return str(index.get("_class_name", ""))
+
+
+def is_variation(model_dir: str) -> bool:
+    """An image-variation model (conditioned on a CLIP image embedding instead of a prompt)."""
+    return "ImageVariation" in pipeline_class(model_dir)
+
+
+def task_pipeline(task: Literal["text2image", "image2image", "variation"], params: DiffusionParams,
+                  controlnet: str | None = None):
+    """The op's pipeline (img2img, ControlNet, ControlNet img2img, the directory's own image-variation
+    pipeline), sharing the base's networks.
 
     Returns (pipeline, lock): diffusers pipelines keep scheduler state during a call, so calls on
     one pipeline from several threads are serialized.
@@ -202,7 +240,8 @@ def task_pipeline(task: Literal["text2image", "image2image"], params: DiffusionP
         overrides: dict[str, Any] = {"scheduler": _scheduler(base, params.scheduler)}
         if controlnet is not None:
             overrides["controlnet"] = _controlnet(controlnet, params.dtype, device)
-        auto = AutoPipelineForImage2Image if task == "image2image" else AutoPipelineForText2Image
+        auto = {"image2image": AutoPipelineForImage2Image, "text2image": AutoPipelineForText2Image,
+                "variation": type(base)}[task]
         try:
             pipe = auto.from_pipe(base, **overrides)
         except (ValueError, KeyError) as exc:

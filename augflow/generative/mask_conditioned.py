@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from augflow.generative import cache, diffusion, models
+from augflow.generative import batching, cache, diffusion, models
 from augflow.ops.base import Op
 from augflow.registry import register
 from augflow.sample import Provenance, Sample
@@ -128,24 +128,28 @@ class MaskConditionedDiffusion(Op):
         return self._hashes
 
     def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
-        values = diffusion.prompt_values(sample, self.params.class_names)
+        prompt, negative = diffusion.draw_prompts(self.params, sample, self.name)
         model_hash, cn_hash = self.model_hashes
         return {
             "seed": diffusion.draw_seed(rng),
             "guidance_scale": diffusion.draw(rng, self.params.guidance_scale),
             "controlnet_scale": diffusion.draw(rng, self.params.controlnet_scale),
             "strength": None if self.params.strength is None else diffusion.draw(rng, self.params.strength),
-            "prompt": diffusion.format_prompt(self.params.prompt, values, self.name),
-            "negative_prompt": diffusion.format_prompt(self.params.negative_prompt, values, self.name),
+            "prompt": prompt,
+            "negative_prompt": negative,
             "model": {"path": self.params.model, "hash": model_hash},
             "controlnet": {"path": self.params.controlnet, "hash": cn_hash},
         }
 
     def apply(self, sample: Sample, **params: Any) -> Sample:
-        return self.apply_batch([sample], [params])[0]
+        return self.apply_samples([sample], [params])[0]
 
-    def apply_batch(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
-        """Generate for several samples; those sharing size and sampled scales run as one batch."""
+    def apply_batch(self, batch: dict, params: list, ctx: Any) -> dict:
+        """The batch stage's entry: a collated batch of tensors, per-element params (None: skip)."""
+        return batching.tensor_batch(self, batch, params, ctx)
+
+    def apply_samples(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
+        """Generate for several samples; those sharing size and sampled scales run as one model call."""
         jobs = [self._prepare(s, p) for s, p in zip(samples, params_list)]
         results: list[np.ndarray | None] = [cache.get(job["key"], job["cache"]) for job in jobs]
         groups: dict[tuple, list[int]] = {}
@@ -153,7 +157,7 @@ class MaskConditionedDiffusion(Op):
             if res is None:
                 p = job["params"]
                 groups.setdefault((job["condition"].shape, p["guidance_scale"], p["controlnet_scale"], p["strength"],
-                                   p["negative_prompt"] is None), []).append(i)
+                                   job["negative"] is None), []).append(i)
         for (_, guidance, cn_scale, strength, no_negative), idx in groups.items():
             task = "text2image" if strength is None else "image2image"
             pipe = diffusion.task_pipeline(task, self.params, controlnet=self.params.controlnet)
@@ -164,8 +168,8 @@ class MaskConditionedDiffusion(Op):
                           "strength": strength}
             h, w = conditions.shape[1:3]
             images = diffusion.call_pipeline(
-                self.name, pipe, len(idx), prompt=[jobs[i]["params"]["prompt"] for i in idx],
-                negative_prompt=None if no_negative else [jobs[i]["params"]["negative_prompt"] for i in idx],
+                self.name, pipe, len(idx), prompt=[jobs[i]["prompt"] for i in idx],
+                negative_prompt=None if no_negative else [jobs[i]["negative"] for i in idx],
                 guidance_scale=guidance, controlnet_conditioning_scale=cn_scale, num_inference_steps=self.params.steps,
                 height=h, width=w, generator=diffusion.torch_generators([jobs[i]["params"]["seed"] for i in idx]),
                 **kwargs)
@@ -197,11 +201,14 @@ class MaskConditionedDiffusion(Op):
         condition = diffusion.resize_float(condition, gh, gw) if self.params.render == "gray" else \
             _resize_nearest(condition, gh, gw)
         rgb = diffusion.resize_float(diffusion.to_rgb_float(image), gh, gw)
+        prompt, negative = diffusion.final_prompts(self.params, sample, params, self.name)
         key_params = {k: v for k, v in params.items() if k not in ("model", "controlnet")}
+        key_params.update(prompt=prompt, negative_prompt=negative)
         config = {k: v for k, v in diffusion.op_config(self.params).items() if k not in ("model", "controlnet")}
         config["hashes"] = list(self.model_hashes)
         arrays = (condition,) if params.get("strength") is None else (condition, rgb)
-        return {"field": field, "condition": condition, "input": rgb, "params": params,
+        return {"field": field, "condition": condition, "input": rgb, "params": params, "prompt": prompt,
+                "negative": negative,
                 "key": cache.make_key(self.name, config, key_params, *arrays), "cache": cache.cache_dir(self.params.cache)}
 
     def _render(self, sample: Sample, h: int, w: int) -> np.ndarray:

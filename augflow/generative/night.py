@@ -136,6 +136,15 @@ class Night(Op):
             "noise_seed": int(rng.integers(0, 2**63 - 1)),
         }
 
+    def apply_batch(self, batch: dict, params: list, ctx: Any) -> dict:
+        """The batch stage's entry (per element on the CPU: the kernel is numpy)."""
+        from augflow.generative import batching
+
+        return batching.tensor_batch(self, batch, params, ctx)
+
+    def apply_samples(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
+        return [self.apply(s, **p) for s, p in zip(samples, params_list)]
+
     def apply(self, sample: Sample, **params: Any) -> Sample:
         out = sample.copy()
         for name in sample.fields_of_kind("image"):

@@ -2,6 +2,7 @@
 
 `save_tiny_stable_diffusion(dir)` writes a complete Stable Diffusion pipeline directory (UNet,
 VAE, CLIP text model and tokenizer, DDIM scheduler; ~130k parameters) and
+`save_tiny_image_variation(dir)` an image-variation pipeline (CLIP vision encoder), and
 `save_tiny_controlnet(dir)` a matching ControlNet (its zero-initialised output convs randomised, so
 the condition changes the output). Nothing is downloaded. The outputs are
 noise-like pictures, but every code path — loading from a directory, prompts, seeds, batching,
@@ -62,6 +63,37 @@ def save_tiny_stable_diffusion(directory: str | Path, seed: int = 0) -> Path:
     return Path(directory)
 
 
+def save_tiny_image_variation(directory: str | Path, seed: int = 2) -> Path:
+    """Write a tiny image-variation pipeline (CLIP vision encoder instead of a text encoder)."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImageVariationPipeline, UNet2DConditionModel
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from augflow.generative.models import quiet_loading
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = UNet2DConditionModel(
+            block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            cross_attention_dim=_TEXT_DIM, norm_num_groups=4, attention_head_dim=2)
+        vae = AutoencoderKL(
+            block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=32)
+        encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+            hidden_size=_TEXT_DIM, intermediate_size=32, num_attention_heads=2, num_hidden_layers=2, image_size=32,
+            patch_size=8, projection_dim=_TEXT_DIM, layer_norm_eps=1e-5))
+    processor = CLIPImageProcessor(crop_size=32, size={"shortest_edge": 32})
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                              set_alpha_to_one=False, steps_offset=1)
+    pipe = StableDiffusionImageVariationPipeline(vae=vae.eval(), image_encoder=encoder.eval(), unet=unet.eval(),
+                                                 scheduler=scheduler, safety_checker=None,
+                                                 feature_extractor=processor, requires_safety_checker=False)
+    with quiet_loading():
+        pipe.save_pretrained(directory)
+    return Path(directory)
+
+
 def save_tiny_controlnet(directory: str | Path, seed: int = 1) -> Path:
     """Write a tiny ControlNet matching `save_tiny_stable_diffusion` (2x VAE: one conditioning downsample)."""
     import torch
@@ -85,4 +117,4 @@ def save_tiny_controlnet(directory: str | Path, seed: int = 1) -> Path:
     return Path(directory)
 
 
-__all__ = ["save_tiny_stable_diffusion", "save_tiny_controlnet"]
+__all__ = ["save_tiny_stable_diffusion", "save_tiny_image_variation", "save_tiny_controlnet"]

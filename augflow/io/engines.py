@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import ctypes
+import functools
+import logging
 import multiprocessing as mp
 import os
 import pickle
@@ -93,16 +95,11 @@ def _pool_shard(shard: int, items) -> dict:
 
 
 # ---- Ray ------------------------------------------------------------------------------------
-class _RayShard:
-    """A Ray Data map actor: builds the pipeline once, then writes the shards it is given."""
-
-    def __init__(self, ctx: dict):
-        self.ctx = ctx
-        _one_thread()
-
-    def __call__(self, row: dict) -> dict:
-        result = run_shard(self.ctx, int(row["shard"]), pickle.loads(row["items"]))
-        return {"shard": result["shard"], "written": result["written"], "n": int(row["n"])}
+def _ray_shard(ctx: dict, row: dict) -> dict:
+    """A Ray Data map task: one shard. Ray reuses worker processes, so each builds the pipeline once."""
+    _one_thread()
+    result = run_shard(ctx, int(row["shard"]), pickle.loads(row["items"]))
+    return {"shard": result["shard"], "written": result["written"], "n": int(row["n"])}
 
 
 def run_ray(job: Job, ctx: dict, todo: list[int], workers: int,
@@ -121,13 +118,16 @@ def run_ray(job: Job, ctx: dict, todo: list[int], workers: int,
         kwargs = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": max(1, workers), "include_dashboard": False}
         ray.init(log_to_driver=False, logging_level="ERROR", **kwargs)
         started = True
+    for name in ("ray", "ray.data"):     # progress is ours; Ray's own lines would interleave with it
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         dctx = ray.data.DataContext.get_current()
         dctx.enable_progress_bars = False
         dctx.print_on_execution_start = False
         rows = [{"shard": s, "n": job.shard_len(s), "items": pickle.dumps(job.shard_items(s))} for s in todo]
         ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-        ds = ds.map(_RayShard, fn_constructor_args=(ctx,), concurrency=max(1, workers), num_cpus=1)
+        ds = ds.map(functools.partial(_ray_shard, ctx), compute=ray.data.TaskPoolStrategy(size=max(1, workers)),
+                    num_cpus=1)
         for row in ds.iter_rows():
             if progress is not None:
                 progress(int(row["n"]))

@@ -24,9 +24,8 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from augflow.sample import default_field_spec
-
 from augflow.io.decode import ImageDecodeError, MissingImageError, load_image
+from augflow.sample import default_field_spec
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp", "ppm", "pgm", "pnm")
 MANIFEST_EXTS = (".csv", ".jsonl", ".ndjson")
@@ -188,20 +187,17 @@ def _manifest(path: Path, rows) -> Source:
             raise SourceError(f"{path}:{lineno}: no image column (one of {', '.join(_IMAGE_COLUMNS)})")
         fields = {k: v for k, v in row.items() if k not in (col, "label")}
         fields["image"] = FileRef(str(base / str(row[col])))
-        kind_of_mask = [k for k in fields if (default_field_spec(k) or _NOSPEC).kind in ("mask", "masks")]
-        for k in kind_of_mask:
-            if isinstance(fields[k], str):
+        for k in fields:
+            if _kind_by_name(k) in ("mask", "masks") and isinstance(fields[k], str):
                 fields[k] = FileRef(str(base / fields[k]))
         label, label_name = _label(row.get("label"), classes, path, lineno)
         items.append(Item(str(row[col]), fields, label, label_name))
     return Source("manifest", str(path), items, classes)
 
 
-class _NoSpec:
-    kind = None
-
-
-_NOSPEC = _NoSpec()
+def _kind_by_name(name: str) -> str | None:
+    spec = default_field_spec(name)
+    return spec.kind if spec is not None else None
 
 
 def _label(value: Any, classes: list[str] | None, path: Path, lineno: int) -> tuple[int | None, str | None]:
@@ -304,7 +300,7 @@ def load_item(item: Item, kinds: Mapping[str, str], *, image_columns: tuple[str,
             sample.update(_small_member(name[2:], value))
             continue
         if isinstance(value, (FileRef, TarRef, bytes)):
-            kind = kinds.get(name) or (default_field_spec(name) or _NOSPEC).kind or "image"
+            kind = kinds.get(name) or _kind_by_name(name) or "image"
             data, origin = _read(value)
             sample[name] = decode_mask(data, origin) if kind in ("mask", "masks") else \
                 decode_image(data, origin, max_pixels)

@@ -11,7 +11,8 @@ applies it to every row — the paper's "WSI-wise" sampling, which it finds bett
 saved with the model (the pipeline's own parameter distribution), so no image op runs.
 
 The model loads lazily, once per process, keyed by its directory and device; rows run in batches
-of `batch_size` on `device` (`auto`: the tensor's own device, else CUDA when present, else CPU).
+of `batch_size` on `device` (`auto`: the tensor's own device, else CPU inside a DataLoader worker,
+else CUDA when present).
 Provenance records the bank index of the bag (and the decoded transformation, readable) or, for
 `mode: instance`, a seed from which the per-row indices are re-drawn: replay is exact. In the
 batch stage each element (a bag) draws its own parameters.
@@ -27,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from pydantic import Field, field_validator
+from torch.utils.data import get_worker_info
 
 from augflow.config.errors import SampleError
 from augflow.ops.base import Op, Schema
@@ -73,7 +75,8 @@ class HistAugOp(Op):
         index = int(rng.integers(bank))
         return {"index": index, "transform": self._model(None).describe_index(index)}
 
-    def apply(self, sample: Sample, index: Any = None, seed: int | None = None, transform: dict | None = None) -> Sample:
+    def apply(self, sample: Sample, index: Any = None, seed: int | None = None,
+              transform: dict | None = None) -> Sample:
         out = sample.copy()
         for name in _embedding_fields(sample):
             value = sample[name]
@@ -157,6 +160,8 @@ def _device_for(device: str, value: Any) -> str:
         return device
     if isinstance(value, torch.Tensor) and value.device.type != "cpu":
         return str(value.device)
+    if get_worker_info() is not None:   # loader workers stay off the GPU
+        return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 

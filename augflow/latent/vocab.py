@@ -214,9 +214,9 @@ class Vocabulary:
 def _step_of(index: dict[str, tuple[int, str]], entry) -> int:
     step, op = index.get(entry.path, (None, None))
     if step is None or op != entry.op:
+        known = ", ".join(f"{o} at {p}" for p, (_, o) in index.items())
         raise VocabularyError(f"provenance entry {entry.op!r} at {entry.path!r} is not an op of the pipeline's "
-                              f"'sample' stage (known: {', '.join(f'{o} at {p}' for p, (_, o) in index.items())}); encode provenance from "
-                              "the same pipeline")
+                              f"'sample' stage (known: {known}); encode provenance from the same pipeline")
     return step
 
 

@@ -45,7 +45,8 @@ def mochi(q: torch.Tensor, queue: torch.Tensor, n_hard: int = 1024, s: int = 102
         raise ValueError(f"mochi needs queries (B, D) and queue negatives (M, D), got {tuple(q.shape)} and "
                          f"{tuple(queue.shape)}")
     if not 0.0 <= beta_max <= 0.5:
-        raise ValueError(f"beta_max must be in [0, 0.5] (the query's weight stays below the negative's), got {beta_max}")
+        raise ValueError(f"beta_max must be in [0, 0.5] (the query's weight stays below the negative's), "
+                         f"got {beta_max}")
     if queue.shape[0] == 0:
         raise ValueError("mochi needs a non-empty queue of negatives")
     q = q.detach()
@@ -57,21 +58,23 @@ def mochi(q: torch.Tensor, queue: torch.Tensor, n_hard: int = 1024, s: int = 102
     def hard(pos: torch.Tensor) -> torch.Tensor:   # rows of the hard set, gathered only where used
         return queue[torch.gather(hard_index, 1, pos)]
 
+    gdev = generator.device if generator is not None else "cpu"
+
     def draw_int(high: int, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.randint(0, high, shape, generator=generator, device=generator.device if generator else "cpu").to(dev)
+        return torch.randint(0, high, shape, generator=generator, device=gdev).to(dev)
 
     def draw_unit(shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.rand(shape, generator=generator, device=generator.device if generator else "cpu").to(dev, q.dtype)
+        return torch.rand(shape, generator=generator, device=gdev).to(dev, q.dtype)
 
     i = draw_int(n, (b, s))
     # n_j != n_i when the hard set allows it: a shift in [1, N) away from i
     j = (i + draw_int(n - 1, (b, s)) + 1) % n if n > 1 else i.clone()
     alpha = draw_unit((b, s))
-    mixed = F.normalize(alpha[..., None] * hard(i) + (1 - alpha[..., None]) * hard(j), dim=2)
+    mixed = F.normalize(torch.lerp(hard(j), hard(i), alpha[..., None]), dim=2)   # a * n_i + (1 - a) * n_j
 
     jq = draw_int(n, (b, s_prime))
     beta = draw_unit((b, s_prime)) * beta_max
-    harder = F.normalize(beta[..., None] * q[:, None, :] + (1 - beta[..., None]) * hard(jq), dim=2)
+    harder = F.normalize(torch.lerp(hard(jq), q[:, None, :].expand(-1, s_prime, -1), beta[..., None]), dim=2)
 
     negatives = torch.cat([mixed, harder], dim=1)
     if return_info:

@@ -205,6 +205,7 @@ class TextNegatives(Op):
         check = check_negative(caption, text, kind)
         if not check.ok:
             rejected.append(f"{source}: {text!r}: {check.reason}")
+            log.debug("text_negatives: dropped %s %s edit %r of %r: %s", source, kind, text, caption, check.reason)
             return None
         return {"text": text, "kind": kind, "mode": check.mode, "source": source, "slot": [check.old, check.new],
                 "similarity": None}
@@ -225,6 +226,7 @@ class TextNegatives(Op):
             if made[j]["mode"] == "replace" and sim >= self.params.max_similarity:
                 rejected[j].append(f"{made[j]['source']}: {made[j]['text']!r}: similarity {sim:.3f} >= "
                                    f"{self.params.max_similarity} (a paraphrase)")
+                log.debug("text_negatives: dropped %r of %r: similarity %.3f", made[j]["text"], caption, sim)
                 made[j] = None
 
     # ---- the LLM ------------------------------------------------------------------------------------------

@@ -261,6 +261,8 @@ def check_negative(caption: str, negative: str, kind: str, max_changed: int = 3)
     content_new_x = [w for w in content_new if lx.stem(w) not in stems_old]
     if kind != "count" and not content_old_x and not content_new_x:
         return Check(False, "only articles, auxiliaries or inflections changed (a paraphrase)", "replace")
+    if kind == "count" and any(lx.number_value(w) is None for w in content_old_x + content_new_x):
+        return Check(False, f"words besides the number changed ({content_old_x} -> {content_new_x})", "replace")
     if len(content_old_x) > max_changed or len(content_new_x) > max_changed:
         return Check(False, f"{len(content_old_x)} words replaced by {len(content_new_x)}: more than one slot changed",
                      "replace")

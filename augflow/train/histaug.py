@@ -57,7 +57,8 @@ def train_histaug(patches: Sequence[Any] | np.ndarray, encoder: Callable[[torch.
     dev = common.resolve_device(device)
     settings = {"views": views, "val_fraction": val_fraction, "seed": seed, "n": len(patches),
                 "pipeline": pipe.to_yaml(), "chunks": chunks, "depth": depth, "heads": heads,
-                "mlp_ratio": mlp_ratio, "positions": positions, "residual": residual, "loss": loss, "identity_loss": identity_loss,
+                "mlp_ratio": mlp_ratio, "positions": positions, "residual": residual, "loss": loss,
+                "identity_loss": identity_loss,
                 "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None

@@ -130,7 +130,7 @@ def test_batch_of_samples_runs_as_one_model_call(tiny_sd, cat64):
     rng = np.random.default_rng(0)
     params = [op.sample_params(rng, s) for s in samples]
     calls = models.CALLS["augmented_conditioning"]
-    batched = op.apply_batch(samples, params)
+    batched = op.apply_samples(samples, params)
     assert models.CALLS["augmented_conditioning"] == calls + 1
     cache.clear_memory()
     single = [op.apply(s, **p) for s, p in zip(samples, params)]
@@ -169,3 +169,59 @@ def test_too_few_denoising_steps_is_a_load_time_error(tmp_path, tiny_sd):
     with pytest.raises(PipelineConfigError, match="steps \\* strength"):
         Pipeline.from_dict({"augflow": 1, "sample": [{"augmented_conditioning": {
             "model": str(tiny_sd), "steps": 1, "strength": [0.5, 0.9]}}]})
+
+
+def test_an_image_variation_model_is_conditioned_on_the_augmented_image(tmp_path, cat64):
+    from skimage import data
+
+    from augflow.generative.tiny import save_tiny_image_variation
+
+    model = save_tiny_image_variation(tmp_path / "variation")
+    pipe = Pipeline.from_dict({"augflow": 1, "sample": [{"augmented_conditioning": {
+        "model": str(model), "steps": 2, "condition": {"ops": [{"horizontal_flip": {"p": 1.0}}]}}}]})
+    other = np.ascontiguousarray(data.astronaut()[::8, ::8])
+    a = pipe({"image": cat64, "label": 0}, seed=1)
+    cache.clear_memory()
+    b = pipe({"image": cat64, "label": 0}, seed=1)
+    c = pipe({"image": other, "label": 0}, seed=1)
+    np.testing.assert_array_equal(a["image"], b["image"])
+    assert a["image"].shape == cat64.shape and not np.array_equal(a["image"], c["image"])   # the image conditions it
+    params = json.loads(a.provenance.to_json())[0]["params"]
+    assert params["prompt"] is None and params["strength"] is None
+
+
+def test_scheduler_negative_prompt_and_guidance_range_are_applied(tiny_sd, cat64):
+    base = {"augmented_conditioning": {"model": str(tiny_sd), "steps": 2, "strength": 0.8}}
+    euler = {"augmented_conditioning": {**base["augmented_conditioning"], "scheduler": "euler",
+                                        "negative_prompt": "blurry", "guidance_scale": [3.0, 9.0]}}
+    sample = {"image": cat64, "label": 0}
+    a = Pipeline.from_dict({"augflow": 1, "sample": [base]})(sample, seed=1)
+    b = Pipeline.from_dict({"augflow": 1, "sample": [euler]})(sample, seed=1)
+    assert not np.array_equal(a["image"], b["image"])
+    params = json.loads(b.provenance.to_json())[0]["params"]
+    assert params["negative_prompt"] == "blurry" and 3.0 <= params["guidance_scale"] <= 9.0
+    cache.clear_memory()
+    np.testing.assert_array_equal(Pipeline.from_dict({"augflow": 1, "sample": [euler]})(sample, seed=1)["image"],
+                                  b["image"])
+
+
+def test_batch_stage_runs_the_op_on_a_collated_batch_in_one_call(tmp_path, tiny_sd, cat64):
+    import torch
+
+    from augflow.compile import make_plan
+    from augflow.compile.batch_stage import BatchStage
+    from augflow.compile.sample_stage import EPOCH_KEY, INDEX_KEY
+
+    pipe = Pipeline.from_dict({"augflow": 1, "batch": {"device": "cpu", "ops": [{"augmented_conditioning": {
+        "model": str(tiny_sd), "strength": 0.7, "steps": 2, "class_names": ["cat", "dog"]}}]}})
+    stage = BatchStage(make_plan(pipe))
+    images = torch.from_numpy(np.stack([cat64, cat64[:, ::-1]])).permute(0, 3, 1, 2).float() / 255
+    batch = {"image": images, "label": torch.tensor([0, 1]), INDEX_KEY: torch.tensor([0, 1]),
+             EPOCH_KEY: torch.tensor([0, 0])}
+    calls = models.CALLS["augmented_conditioning"]
+    out = stage(dict(batch))["image"]
+    assert models.CALLS["augmented_conditioning"] == calls + 1        # both elements in one model call
+    assert out.shape == images.shape and out.dtype == torch.float32
+    assert (out - images).abs().mean() > 0.02
+    cache.clear_memory()
+    torch.testing.assert_close(stage(dict(batch))["image"], out)       # a function of (seed, epoch, index)

@@ -157,7 +157,8 @@ def test_reloaded_checkpoint_gives_identical_outputs_for_the_same_seed(trained, 
     bag = encode(encoder, patches[:64], images_to_tensor, 64, "cpu").numpy()
     outs = []
     for _ in range(2):   # the second run goes through a fresh load of the saved directory
-        pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [{"histaug": {"checkpoint": str(tmp_path / "copy")}}]})
+        step = {"histaug": {"checkpoint": str(tmp_path / "copy")}}
+        pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [step]})
         outs.append(pipe({"embedding": bag}, seed=3)["embedding"])
         from augflow.latent import op as histaug_op
         histaug_op._MODELS.clear()
@@ -225,3 +226,18 @@ def test_sample_without_embedding_field_names_the_fix(trained, astronaut):
     pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [{"histaug": {"checkpoint": str(ckpt / "final")}}]})
     with pytest.raises(SampleError, match="fields: {feats: embedding}"):
         pipe({"image": astronaut}, seed=0)
+
+
+def test_paper_head_and_sinusoidal_positions_round_trip(trained, tmp_path):
+    model, _ = trained
+    plain = HistAug(64, model.vocab, chunks=4, depth=1, heads=2, residual=False, positions="sinusoidal", bank_size=0)
+    x = torch.randn(5, 64, generator=torch.Generator().manual_seed(0))
+    codes, order = (torch.as_tensor(a)[None] for a in model.vocab.identity())
+    with torch.no_grad():
+        y = plain(x, codes, order)
+    assert y.shape == x.shape and not torch.allclose(y, x)      # the paper's head: no built-in identity
+    plain.save(tmp_path / "plain")
+    again = HistAug.load(tmp_path / "plain")
+    assert again.hparams["residual"] is False and again.hparams["positions"] == "sinusoidal"
+    with torch.no_grad():
+        torch.testing.assert_close(again(x, codes, order), y)

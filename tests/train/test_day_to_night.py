@@ -32,12 +32,12 @@ def _one_torch_thread():
 
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory) -> tuple[Path, Path]:
-    """Day: four skimage photographs at 48 px; night: their `night` renderings (other seeds, unpaired)."""
+    """Day: four skimage photographs at 80 px; night: their `night` renderings (unpaired file names)."""
     root = tmp_path_factory.mktemp("day_night")
     (root / "day").mkdir()
     (root / "night").mkdir()
     for i, (name, load) in enumerate(PHOTOS.items()):
-        img = np.asarray(Image.fromarray(load()).resize((48, 48), Image.BILINEAR))
+        img = np.asarray(Image.fromarray(load()).resize((80, 80), Image.BILINEAR))
         Image.fromarray(img).save(root / "day" / f"{name}.png")
         Image.fromarray(night(img, noise_seed=100 + i, **NIGHT)).save(root / "night" / f"{name}_night.png")
     return root / "day", root / "night"
@@ -49,7 +49,8 @@ def _config(folders, out: Path, **overrides) -> TrainConfig:
 
 
 def test_a_short_run_has_finite_losses_and_its_checkpoint_loads_into_the_op(folders, tmp_path, astronaut):
-    summary = train(_config(folders, tmp_path / "run", epochs=2, steps_per_epoch=2, checkpoint_every=1))
+    summary = train(_config(folders, tmp_path / "run", epochs=2, steps_per_epoch=2, checkpoint_every=1,
+                            size=64, load_size=72))
     assert summary["steps"] == 4 and len(summary["history"]) == 2
     for row in summary["history"]:
         assert {"D_real", "D_fake", "G_adv", "G_edge"} <= set(row)
@@ -58,7 +59,7 @@ def test_a_short_run_has_finite_losses_and_its_checkpoint_loads_into_the_op(fold
     run = tmp_path / "run"
     assert (run / "samples" / "epoch_0002.png").exists() and (run / "generators" / "epoch_0001.pth").exists()
     grid = np.asarray(Image.open(run / "samples" / "epoch_0002.png"))
-    assert grid.shape == (2 * 32, 4 * 32, 3)        # day row over night row, four images
+    assert grid.shape == (2 * 64, 4 * 64, 3)        # day row over night row, four images
     meta = json.loads((run / "generator.json").read_text())
     assert meta["n_blocks"] == 2 and meta["epoch"] == 2
     pipe = Pipeline.from_dict({"augflow": 1, "sample": [{"day_to_night": {"checkpoint": str(run)}}]})
@@ -130,3 +131,25 @@ def test_command_line_trains_and_reports(folders, tmp_path, capsys):
     assert report["epochs"] == 1 and (tmp_path / "cli" / "generator.pth").exists()
     assert main(["--day", str(tmp_path / "none"), "--night", str(night_dir), "--output", str(tmp_path / "x")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_discriminator_inputs_go_through_an_augflow_batch_pipeline(folders, tmp_path):
+    diffaug = tmp_path / "diffaug.yaml"
+    diffaug.write_text("""\
+augflow: 1
+batch:
+  device: cpu
+  ops:
+    - horizontal_flip: {p: 0.5}
+    - affine: {scale: [0.8, 1.2], translate_percent: [-0.1, 0.1], p: 1.0}
+    - color_jitter: {brightness: 0.3, contrast: 0.3, saturation: 0.3, hue: 0.0, p: 1.0}
+""", encoding="utf-8")
+    trainer = Trainer(_config(folders, tmp_path / "da", epochs=1, steps_per_epoch=2, d_augment=str(diffaug)))
+    x = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    a, b, c = trainer.augment(x, 0, 0), trainer.augment(x, 0, 0), trainer.augment(x, 0, 2)
+    torch.testing.assert_close(a, b)                  # parameters are a function of (seed, epoch, index)
+    assert not torch.equal(a, c) and not torch.equal(a, x)
+    a.sum().backward()
+    assert x.grad.abs().sum() > 0                     # the generator gets gradients through the augmentation
+    row = trainer.run()["history"][0]
+    assert all(math.isfinite(v) for v in row.values())

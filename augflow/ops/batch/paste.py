@@ -159,7 +159,7 @@ def paste_rect(orig: dict, new: dict, ctx: BatchContext, i: int, j: int, src: Re
         if not isinstance(items, list):
             continue
         xi, yi = (1, 0) if ctx.specs[name].format == "yx" else (0, 1)
-        own, theirs = _np(new[name][i]), _np(items[j])
+        own, theirs = _np(new[name][i], 2), _np(items[j], 2)
         inside = lambda k, r: (k[:, xi] >= r[0]) & (k[:, xi] < r[2]) & (k[:, yi] >= r[1]) & (k[:, yi] < r[3])  # noqa: E731
         keep_own = ~inside(own, dst) if len(own) else np.zeros(0, dtype=bool)
         keep_theirs = inside(theirs, src) if len(theirs) else np.zeros(0, dtype=bool)
@@ -196,9 +196,11 @@ def _concat(a: Any, b: Any) -> Any:
     return list(a) + list(b)
 
 
-def _np(x: Any) -> np.ndarray:
-    arr = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    return arr.astype(np.float64).reshape(len(arr), -1) if len(arr) else np.zeros((0, 4))
+def _np(x: Any, width: int = 4) -> np.ndarray:
+    arr = (x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)).astype(np.float64)
+    if arr.ndim == 2:
+        return arr
+    return arr.reshape(len(arr), -1) if arr.size else np.zeros((0, width))
 
 
 def _area(b: np.ndarray) -> np.ndarray:

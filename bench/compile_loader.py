@@ -1,0 +1,215 @@
+"""Compiled augflow loaders vs the peers installed here, same machine, same run, same JPEGs.
+
+The ImageNet training pipeline (decode + RandomResizedCrop 224 + flip + colour jitter +
+normalize) over real JPEGs (skimage photographs re-encoded, bench/_jpegs.py), as:
+
+- decode-only           cv2.imdecode + RGB, collated (the floor every loader pays)
+- albumentations        hand-written: cv2 decode, A.Compose, torch DataLoader (the reference)
+- augflow[albu]         pipe.compile(...): albumentations backend, default passes
+- augflow[albu,nopass]  the same with passes=() (what the passes buy)
+- augflow[kornia]       pipe.compile(..., backend="kornia") (CPU tensors per sample)
+- augflow[dali]         pipe.compile(..., backend="dali") (DALI CPU operators, params from augflow)
+- kornia                hand-written: per-sample decode + RandomResizedCrop, then
+                        AugmentationSequential(flip, jitter, normalize) on the batch
+- dali                  hand-written native DALI CPU pipeline (readers.file, image_random_crop, ...)
+
+Everything runs on one core (num_workers=0, one thread for torch/OpenCV/DALI), interleaved in
+rounds; the median round is reported as images/s and as ratios to the hand-written
+albumentations loader and to decode-only. torchvision is not importable beside torch 2.13.0
+here, so it has no arm.
+
+    python bench/compile_loader.py [--rounds 3] [--images 192] [--large-images 32] [--out bench/results/compile.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from _jpegs import jpeg_set  # noqa: E402
+
+import augflow  # noqa: E402
+
+BATCH = 32
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+PIPELINE = {"augflow": 1, "name": "imagenet_train", "sample": [
+    {"random_resized_crop": {"size": [224, 224], "scale": [0.08, 1.0]}},
+    {"horizontal_flip": {"p": 0.5}},
+    {"color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.0, "p": 0.8}},
+    {"normalize": {"mean": list(MEAN), "std": list(STD)}},
+    {"to_tensor": {}},
+]}
+
+
+def cv2_decode(path: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+class DecodeOnly(torch.utils.data.Dataset):
+    def __init__(self, paths):
+        self.paths = paths
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        img = cv2_decode(self.paths[i])
+        return torch.from_numpy(cv2.resize(img, (224, 224), interpolation=cv2.INTER_NEAREST)).permute(2, 0, 1)
+
+
+class AlbuDataset(torch.utils.data.Dataset):
+    """What people write by hand: decode, A.Compose, HWC -> CHW tensor."""
+
+    def __init__(self, paths):
+        self.paths = paths
+        self.t = A.Compose([A.RandomResizedCrop(size=(224, 224), scale=(0.08, 1.0)), A.HorizontalFlip(p=0.5),
+                            A.ColorJitter(0.4, 0.4, 0.4, 0.0, p=0.8), A.Normalize(mean=MEAN, std=STD)], seed=0)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return torch.from_numpy(self.t(image=cv2_decode(self.paths[i]))["image"]).permute(2, 0, 1)
+
+
+class KorniaDataset(torch.utils.data.Dataset):
+    def __init__(self, paths):
+        import kornia.augmentation as K
+        self.paths = paths
+        self.crop = K.RandomResizedCrop((224, 224), scale=(0.08, 1.0))
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        x = torch.from_numpy(cv2_decode(self.paths[i])).permute(2, 0, 1)[None].float() / 255
+        return self.crop(x)[0]
+
+
+def plain_loader(dataset):
+    return torch.utils.data.DataLoader(dataset, batch_size=BATCH, num_workers=0)
+
+
+def kornia_loader(paths):
+    import kornia.augmentation as K
+    seq = K.AugmentationSequential(K.RandomHorizontalFlip(), K.ColorJitter(0.4, 0.4, 0.4, 0.0, p=0.8),
+                                   K.Normalize(mean=torch.tensor(MEAN), std=torch.tensor(STD)))
+    dl = plain_loader(KorniaDataset(paths))
+
+    class Loader:
+        def __iter__(self):
+            for batch in dl:
+                yield seq(batch)
+    return Loader()
+
+
+def dali_native(paths):
+    import nvidia.dali.fn as fn
+    import nvidia.dali.types as types
+    from nvidia.dali import pipeline_def
+    from nvidia.dali.plugin.base_iterator import LastBatchPolicy
+    from nvidia.dali.plugin.pytorch import DALIGenericIterator
+
+    @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None, seed=0, prefetch_queue_depth=1)
+    def graph():
+        jpegs, _ = fn.readers.file(files=list(paths), name="reader")
+        images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB,
+                                               random_area=[0.08, 1.0], random_aspect_ratio=[0.75, 1.333])
+        images = fn.resize(images, resize_x=224, resize_y=224)
+        jitter = fn.random.coin_flip(probability=0.8)
+        b, c, s = (1.0 + (fn.random.uniform(range=[0.6, 1.4]) - 1.0) * jitter for _ in range(3))
+        images = fn.brightness_contrast(images, brightness=b, contrast=c)
+        images = fn.saturation(images, saturation=s)
+        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mirror=fn.random.coin_flip(),
+                                        mean=[m * 255 for m in MEAN], std=[v * 255 for v in STD])
+
+    pipe = graph()
+    pipe.build()
+    it = DALIGenericIterator(pipe, ["image"], reader_name="reader", last_batch_policy=LastBatchPolicy.PARTIAL,
+                             auto_reset=True)
+    return it
+
+
+def run_epoch(loader) -> int:
+    n = 0
+    for batch in loader:
+        x = batch["image"] if isinstance(batch, dict) else batch[0]["image"] if isinstance(batch, list) else batch
+        n += int(x.shape[0])
+    return n
+
+
+def arms(paths: list[str]) -> dict:
+    pipe = augflow.Pipeline.from_dict(PIPELINE)
+    out = {
+        "decode-only": plain_loader(DecodeOnly(paths)),
+        "albumentations": plain_loader(AlbuDataset(paths)),
+        "augflow[albu]": pipe.compile(paths, batch_size=BATCH),
+        "augflow[albu,nopass]": pipe.compile(paths, batch_size=BATCH, passes=()),
+        "augflow[kornia]": pipe.compile(paths[: max(BATCH, len(paths) // 4)], batch_size=BATCH, backend="kornia"),
+        "kornia": kornia_loader(paths[: max(BATCH, len(paths) // 4)]),
+    }
+    try:
+        import nvidia.dali  # noqa: F401
+        # prefetch 1: DALI works ahead in its own thread; deeper queues would run into other arms' time
+        out["augflow[dali]"] = pipe.compile(paths, batch_size=BATCH, backend="dali", prefetch_factor=1)
+        out["dali"] = dali_native(paths)
+    except ImportError:
+        print("DALI not installed: its arms are skipped")
+    return out
+
+
+def measure(kind: str, count: int, rounds: int) -> dict[str, float]:
+    paths = jpeg_set(kind, count)
+    loaders = arms(paths)
+    for loader in loaders.values():       # warm-up: imports, pipelines, page cache
+        run_epoch(loader)
+    times: dict[str, list[float]] = {name: [] for name in loaders}
+    for _ in range(rounds):
+        for name, loader in loaders.items():
+            start = time.perf_counter()
+            n = run_epoch(loader)
+            times[name].append(n / (time.perf_counter() - start))
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
+def table(kind: str, rates: dict[str, float]) -> str:
+    ref, floor = rates["albumentations"], rates["decode-only"]
+    rows = [f"| {kind} | arm | images/s | vs albumentations | vs decode-only |", "|---|---|---:|---:|---:|"]
+    for name, r in rates.items():
+        rows.append(f"| | {name} | {r:.0f} | {r / ref:.2f}x | {r / floor:.2f} |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=192)
+    parser.add_argument("--large-images", type=int, default=32)
+    parser.add_argument("--out", default=None, help="append the tables to this markdown file")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    sections = []
+    for kind, count in (("imagenet", args.images), ("large", args.large_images)):
+        rates = measure(kind, count, args.rounds)
+        text = table(f"{kind} ({count} JPEGs)", rates)
+        print(text, flush=True)
+        sections.append(text)
+    if args.out:
+        with open(args.out, "a", encoding="utf-8") as f:
+            f.write("\n\n".join(sections) + "\n")
+
+
+if __name__ == "__main__":
+    main()
