@@ -134,7 +134,8 @@ class Pipeline:
             raise ValueError(f"provenance entry {entry.op!r} at {entry.path!r} does not match this pipeline "
                              f"(found {step.name if step else 'nothing'!r} there); replay with the pipeline "
                              "that produced it")
-        out = step.op.apply(sample, **from_jsonable(entry.params))
+        params = entry.params if step.op.json_params else from_jsonable(entry.params)
+        out = step.op.apply(sample, **params)
         out.provenance.append(entry)
         return out
 

@@ -64,8 +64,12 @@ def run_step(step: Step, sample: Sample, rng: np.random.Generator, view: str | N
         if p < 1.0 and not (p > 0.0 and rng.random() < p):
             return sample
         # Apply the JSON form of the params, the one provenance records: replay is then exact.
-        params = to_jsonable(op.sample_params(rng, sample))
-        out = op.apply(sample, **from_jsonable(params))
+        params = op.sample_params(rng, sample)
+        if op.json_params:
+            out = op.apply(sample, **params)
+        else:
+            params = to_jsonable(params)
+            out = op.apply(sample, **from_jsonable(params))
         out.provenance.append(ProvenanceEntry(step.name, step.path, params, view))
         return out
     if step.p < 1.0 and not (step.p > 0.0 and rng.random() < step.p):

@@ -7,6 +7,9 @@
 - normalize_fusion: the whole loader (ImageNet pipeline, one worker process, batches of 32), where
   moving normalize out of the worker saves float32 work and 4x the bytes through IPC.
 
+Sample-stage rates are images per second of process CPU time (robust to the shared machine's
+load); the loader case is wall clock (its work is split over two processes).
+
     python bench/compile_passes.py [--rounds 5]
 """
 
@@ -42,13 +45,14 @@ def pipe(ops: list) -> augflow.Pipeline:
 
 
 def stage_rate(stage: SampleStage, records: list) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     for i, rec in enumerate(records):
         stage(rec, i)
-    return len(records) / (time.perf_counter() - start)
+    return len(records) / (time.process_time() - start)
 
 
 def loader_rate(loader) -> float:
+    """Wall clock: the worker's CPU time is in another process (this machine is shared: noisy)."""
     start = time.perf_counter()
     n = sum(int(b["image"].shape[0]) for b in loader)
     return n / (time.perf_counter() - start)

@@ -99,8 +99,9 @@ def materialize(
 def _report(summary, job) -> None:
     rate = (summary.n_outputs - sum(job.shard_len(s) for s in job.done)) / summary.seconds \
         if summary.seconds > 0 else 0.0
+    k = job.options.copies
     typer.echo(f"wrote {summary.written} of {summary.n_outputs} outputs ({len(job.source.items)} inputs x "
-               f"{job.options.copies} copies) to {summary.output} as {job.options.format}, "
+               f"{k} cop{'ies' if k != 1 else 'y'}) to {summary.output} as {job.options.format}, "
                f"{summary.n_shards} shard{'s' if summary.n_shards != 1 else ''}, {summary.seconds:.1f} s"
                + (f", {rate:.1f} samples/s" if rate else ""))
     if summary.errors:

@@ -24,6 +24,15 @@ def make_plan(pipeline: Any, *, backend: str | dict | None = None, device: str |
     """The optimised plan of a pipeline (what `compile` would run), without building a loader."""
     from augflow.compile.passes import run_passes
 
+    import dataclasses
+    import difflib
+
+    allowed = [f.name for f in dataclasses.fields(LoaderOptions)]
+    for key in options:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            raise TypeError(f"unknown loader option {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                            + f" (options: {', '.join(allowed)}, backend, passes)")
     opts = LoaderOptions(**options)
     return run_passes(build_plan(pipeline, backend=backend, device=device, options=opts), passes)
 
@@ -51,7 +60,7 @@ def compile_pipeline(pipeline: Any, data: Any, *, batch_size: int = 32, num_work
 
 def explain(pipeline: Any, data: Any = None, **kwargs: Any) -> str:
     """The compiled plan as text: stages, backend per op, fused groups, and the reasons."""
-    from augflow.compile.explain import explain_plan
+    from augflow.compile.explainer import explain_plan
 
     if data is not None:
         return compile_pipeline(pipeline, data, **kwargs).explain()

@@ -32,6 +32,9 @@ class Op:
     name: ClassVar[str] = ""
     targets: ClassVar[frozenset[str]] = frozenset({"image"})
     Params: ClassVar[type[Schema]] = Schema
+    # True when `sample_params` already returns JSON-native data and `apply` takes that form:
+    # the pipeline then skips its own encode/decode round trip (the hot path of adapter ops).
+    json_params: ClassVar[bool] = False
 
     def __init__(self, params: Schema | None = None, **kwargs: Any):
         self.params = params if params is not None else self.Params(**kwargs)

@@ -284,7 +284,7 @@ class DaliLoader:
         return n // bs if self.plan.options.drop_last else math.ceil(n / bs)
 
     def explain(self) -> str:
-        from augflow.compile.explain import explain_plan
+        from augflow.compile.explainer import explain_plan
         return explain_plan(self.plan, self)
 
 

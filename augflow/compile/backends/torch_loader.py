@@ -200,7 +200,7 @@ class CompiledLoader:
         return BatchCollator(self._collate, self.batch_stage)
 
     def explain(self) -> str:
-        from augflow.compile.explain import explain_plan
+        from augflow.compile.explainer import explain_plan
         return explain_plan(self.plan, self)
 
     def __repr__(self) -> str:

@@ -160,6 +160,7 @@ class AlbumentationsOp(Op):
     """An albumentations transform run through augflow's sampling/apply split."""
 
     transform_cls: ClassVar[type[BasicTransform]]
+    json_params: ClassVar[bool] = True
 
     def __init__(self, params: BaseModel | None = None, **kwargs: Any):
         self._config = dict(kwargs)
@@ -222,9 +223,8 @@ class AlbumentationsOp(Op):
         state = self._state()
         data, _, _, _ = self._prepare(state, sample)
         params = self._draw(state, seed, data)
-        if _record_as_seed(params):
-            return {"seed": seed}
-        return to_jsonable(params)
+        encoded = _encode_exact(params)
+        return {"seed": seed} if encoded is None else encoded
 
     def apply(self, sample: Sample, **params: Any) -> Sample:
         state = self._state()
@@ -232,7 +232,7 @@ class AlbumentationsOp(Op):
         if params.keys() == {"seed"}:
             values = self._draw(state, params["seed"], data)
         else:
-            values = _as_tuples(from_jsonable(params))
+            values = _decode_as_tuples(params)
         result = state.transform.apply_with_params(values, **data)
         if restore is not None:
             result["image"] = restore(result["image"])
@@ -253,13 +253,16 @@ def _register_extra_targets(state: _ThreadState, sample: Sample, names: dict[str
         state.extra_keys.update(wanted)
 
 
-def _as_tuples(value: Any) -> Any:
-    """JSON turns tuples into lists; albumentations tests `isinstance(shape, tuple)` and never
-    needs a list in its params, so sequences come back as tuples."""
-    if isinstance(value, list):
-        return tuple(_as_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _as_tuples(v) for k, v in value.items()}
+def _decode_as_tuples(value: Any) -> Any:
+    """JSON params back to albumentations' form in one walk: tagged arrays become arrays, and lists
+    become tuples (albumentations tests `isinstance(shape, tuple)` and never needs a list)."""
+    kind = type(value)
+    if kind is list:
+        return tuple(_decode_as_tuples(v) for v in value)
+    if kind is dict:
+        if "__ndarray__" in value or "__ndarray_b64__" in value or "__float__" in value:
+            return from_jsonable(value)
+        return {k: _decode_as_tuples(v) for k, v in value.items()}
     return value
 
 
@@ -270,29 +273,47 @@ def _default_p(cls: type[BasicTransform]) -> float:
     return float(param.default) if param is not None and param.default is not inspect.Parameter.empty else 1.0
 
 
-def _array_elements(value: Any) -> int:
-    if isinstance(value, np.ndarray):
-        return value.size
-    if isinstance(value, dict):
-        return sum(_array_elements(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_array_elements(v) for v in value)
-    return 0
+class _NotExact(Exception):
+    pass
 
 
-def _exact_json(value: Any) -> bool:
-    """Whether the JSON form gives `value` back as albumentations needs it (str keys, no objects)."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) for k in value) and all(_exact_json(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return all(_exact_json(v) for v in value)
-    return value is None or isinstance(value, (np.ndarray, np.generic, bool, int, float, str))
+_SCALARS = (bool, int, float, str, type(None))
 
 
-def _record_as_seed(params: dict[str, Any]) -> bool:
-    """Big arrays (Mosaic cells, noise maps), objects (TextImage's font) and dicts keyed by tuples are
-    recorded as the seed that draws them: replay redraws the same values from the same data."""
-    return _array_elements(params) > _BULKY_ELEMENTS or not _exact_json(params)
+def _encode_exact(params: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON form of sampled params, or None when it would not give them back exactly.
+
+    Big arrays (Mosaic cells, noise maps), objects (TextImage's font) and dicts keyed by tuples are
+    recorded as the seed that draws them instead: replay redraws the same values from the same data.
+    One walk does the check and the conversion (this runs once per op per sample).
+    """
+    budget = [_BULKY_ELEMENTS]
+
+    def walk(value: Any) -> Any:
+        kind = type(value)
+        if kind in _SCALARS:
+            return value if kind is not float or value == value else {"__float__": "nan"}
+        if kind is dict:
+            if not all(type(k) is str for k in value):
+                raise _NotExact
+            return {k: walk(v) for k, v in value.items()}
+        if kind is list or kind is tuple:
+            return [walk(v) for v in value]
+        if isinstance(value, np.ndarray):
+            budget[0] -= value.size
+            if budget[0] < 0:
+                raise _NotExact
+            return to_jsonable(value)
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, _SCALARS):   # subclasses (enums of int/str)
+            return to_jsonable(value)
+        raise _NotExact
+
+    try:
+        return walk(params)
+    except _NotExact:
+        return None
 
 
 # Transforms whose result is not an image in the input's range. 16-bit input is not converted back

@@ -141,7 +141,9 @@ def scale_matrix(sx: float, sy: float) -> np.ndarray:
 
 def max_scale(m: np.ndarray) -> float:
     """The largest local magnification of the map (largest singular value of its linear part)."""
-    return float(np.linalg.svd(np.asarray(m, dtype=np.float64)[:2, :2], compute_uv=False)[0])
+    (a, b, _), (c, d, _) = np.asarray(m, dtype=np.float64)[:2].tolist()
+    s = (a * a + b * b + c * c + d * d) / 2
+    return float(np.sqrt(s + np.sqrt(max(s * s - (a * d - b * c) ** 2, 0.0))))
 
 
 # ---- boxes and keypoints ------------------------------------------------------------------------

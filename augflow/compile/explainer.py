@@ -41,10 +41,15 @@ def explain_plan(plan: Plan, loader: Any = None) -> str:
     else:
         lines.append(f"decode: {dec.decoder} for JPEG, augflow.io.decode.load_image otherwise; reduced: "
                      f"{'on' if dec.reduce else 'off'}" + (f" ({dec.note})" if dec.note else ""))
-    lines.append(f"stage sample  [backend {plan.sample.backend}, {plan.sample.device}, loader workers] "
+    where = "DALI threads" if plan.sample.backend == "dali" else "loader workers"
+    lines.append(f"stage sample  [backend {plan.sample.backend}, {plan.sample.device}, {where}] "
                  f"{plan.sample.reason}")
     for item in plan.sample.items:
         lines.append(f"    {_item_line(item, plan.sample.backend)}")
+        if plan.sample.backend == "dali" and isinstance(item, OpItem) and isinstance(item.step, OpStep) \
+                and item.step.op.name == "albumentations.ColorJitter":
+            lines.append("      note: DALI applies brightness, contrast, saturation, hue in this fixed order, and its "
+                         "hue is a YIQ rotation (albumentations: HSV shift): hue results differ")
     if not plan.sample.items:
         lines.append("    (no ops)")
     for vname, steps in plan.views.items():

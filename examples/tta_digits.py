@@ -1,0 +1,125 @@
+"""Test-time augmentation on scikit-learn's digits: a tiny CNN, a shifted test set, with and without TTA.
+
+    python examples/tta_digits.py
+
+Trains a small CNN on 8x8 digits (shipped with scikit-learn, no download), builds a shifted copy
+of the test split (random rotations, one-pixel shifts, Gaussian noise), and prints the accuracy
+of plain predictions and of several TTA settings, including entropy-selective TTA calibrated to
+augment 40% of a held-out split. Runs in well under a minute on a laptop CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+from augflow.tta import TTA
+from augflow.tta.transforms import rotate_image, translate
+
+TTA_SETTINGS = {
+    "shifts (pad_crop, 5 views)": {"augflow": 1, "tta": [{"pad_crop": {"pad": 1}}]},
+    "rotations (3 views)": {"augflow": 1, "tta": [{"rotate": {"angles": [0, -12, 12]}}]},
+    "shifts x rotations (15 views)": {"augflow": 1, "tta": [{"pad_crop": {"pad": 1}},
+                                                           {"rotate": {"angles": [0, -12, 12]}}]},
+}
+
+
+def make_model() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(), torch.nn.Dropout(0.2), torch.nn.Linear(64 * 16, 10))
+
+
+def train_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Light training augmentation (small rotations and shifts), so TTA views stay in distribution."""
+    out = torch.empty_like(x)
+    angles = (torch.rand(len(x), generator=gen) * 24 - 12).tolist()
+    shifts = torch.randint(-1, 2, (len(x), 2), generator=gen).tolist()
+    for i in range(len(x)):
+        out[i] = translate(rotate_image(x[i:i + 1], angles[i]), *shifts[i])[0]
+    return out
+
+
+def train(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = make_model()
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        for _ in range(epochs):
+            model.train()
+            order = torch.randperm(len(x), generator=gen)
+            for start in range(0, len(x), 64):
+                idx = order[start:start + 64]
+                loss = F.cross_entropy(model(train_augment(x[idx], gen)), y[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+    return model.eval()
+
+
+def shifted_copy(x: np.ndarray, rng: np.random.Generator, max_angle: float, noise: float) -> np.ndarray:
+    """The distribution shift: a random rotation, a random one-pixel shift and Gaussian noise per image."""
+    out = np.empty_like(x)
+    for i, img in enumerate(x):
+        rotated = ndimage.rotate(img, rng.uniform(-max_angle, max_angle), reshape=False, order=1, mode="constant")
+        out[i] = ndimage.shift(rotated, rng.integers(-1, 2, size=2), order=0, mode="constant")
+    return np.clip(out + rng.normal(0, noise, size=x.shape), 0, 1).astype(np.float32)
+
+
+def accuracy(pred: torch.Tensor, y: torch.Tensor) -> float:
+    return float((pred.argmax(1) == y).float().mean())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--epochs", type=int, default=25)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-angle", type=float, default=25.0)
+    ap.add_argument("--noise", type=float, default=0.15)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)
+    x_train, x_rest, y_train, y_rest = train_test_split(x, digits.target, test_size=0.5, random_state=args.seed,
+                                                        stratify=digits.target)
+    x_val, x_test, y_val, y_test = train_test_split(x_rest, y_rest, test_size=0.6, random_state=args.seed,
+                                                    stratify=y_rest)
+    rng = np.random.default_rng(args.seed)
+    as_tensor = lambda a: torch.from_numpy(a)[:, None]  # noqa: E731
+    val_shifted = as_tensor(shifted_copy(x_val, rng, args.max_angle, args.noise))
+    test_shifted = as_tensor(shifted_copy(x_test, rng, args.max_angle, args.noise))
+    y_test_t = torch.from_numpy(y_test)
+
+    model = train(as_tensor(x_train), torch.from_numpy(y_train), args.epochs, args.seed)
+    t_train = time.perf_counter() - t0
+    with torch.no_grad():
+        clean = accuracy(model(as_tensor(x_test)), y_test_t)
+        plain = accuracy(model(test_shifted), y_test_t)
+    print(f"digits: {len(x_train)} train / {len(x_val)} held-out / {len(x_test)} test images, "
+          f"trained in {t_train:.1f} s")
+    print(f"{'clean test, no TTA':44s} accuracy {clean:.4f}")
+    print(f"{'shifted test, no TTA':44s} accuracy {plain:.4f}")
+    for name, spec in TTA_SETTINGS.items():
+        tta = TTA(model, spec, merge="mean")
+        start = time.perf_counter()
+        acc = accuracy(tta(test_shifted), y_test_t)
+        print(f"{'shifted test, TTA ' + name:44s} accuracy {acc:.4f}  ({time.perf_counter() - start:.2f} s)")
+    best = TTA(model, TTA_SETTINGS["shifts x rotations (15 views)"], merge="mean")
+    best.calibrate([val_shifted], target_rate=0.4)
+    acc = accuracy(best(test_shifted), y_test_t)
+    print(f"{'shifted test, selective TTA (rate 0.4)':44s} accuracy {acc:.4f}  ({best.report})")
+    print(f"total {time.perf_counter() - t0:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
