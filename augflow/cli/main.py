@@ -6,6 +6,7 @@ import typer
 
 from augflow.cli.bench import bench
 from augflow.cli.materialize import materialize
+from augflow.cli.noise_bank import noise_bank
 from augflow.cli.ops import ops
 from augflow.cli.preview import preview
 from augflow.cli.train import train_app
@@ -25,6 +26,7 @@ app.command("ops")(ops)
 app.command("preview")(preview)
 app.command("materialize")(materialize)
 app.command("bench")(bench)
+app.command("noise-bank")(noise_bank)
 app.add_typer(train_app, name="train")
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@ class FusedNormalize:
 Item = Union[OpItem, AffineGroup, FusedNormalize]
 
 
+def _default_decoder() -> str:
+    from augflow.compile.decoding import DECODER
+    return DECODER
+
+
 @dataclass
 class Stage:
     name: str                      # "sample" | "batch"
@@ -70,7 +75,7 @@ class Stage:
 
 @dataclass
 class Decode:
-    decoder: str = "simplejpeg"    # "simplejpeg" | "pillow" (what encoded JPEG inputs go through)
+    decoder: str = field(default_factory=lambda: _default_decoder())   # what encoded JPEGs go through
     reduce: bool = False           # reduced-size JPEG decode for the first sample item
     mode: str = "rgb"
     note: str = ""

@@ -41,37 +41,45 @@ log = logging.getLogger("augflow.negatives")
 Kind = Literal["attribute", "object", "relation", "count"]
 
 SLOT_WORDS = {"attribute": "attribute (a colour, size, material or state)", "object": "object (a noun)",
-              "relation": "relation (a preposition or an action verb)", "count": "count (a number)"}
-SYSTEM = ("You write hard negative captions for image-text matching. Change exactly one {slot} in the caption so "
-          "that it no longer describes the same image. Keep every other word. Reply with the new caption only.")
+              "relation": "relation (a preposition or an action)", "count": "number"}
+SYSTEM = ("You write hard negative captions for image-text matching. Replace the given word of the caption with a "
+          "different {slot}, so that the caption no longer describes the same image. Keep every other word. Reply "
+          "with the new caption only.")
+# (caption, word to replace, negative): the word tells small models which slot to edit.
 EXAMPLES = {
-    "attribute": [("a red car parked next to a white house", "a red car parked next to a green house"),
-                  ("a small dog on a wooden bench", "a large dog on a wooden bench")],
-    "object": [("a man riding a horse on the beach", "a man riding a camel on the beach"),
-               ("a cup of coffee next to a laptop", "a cup of coffee next to a book")],
-    "relation": [("a cat sitting on a table", "a cat sitting under a table"),
-                 ("a woman holding an umbrella", "a woman kicking an umbrella")],
-    "count": [("two dogs playing in the snow", "three dogs playing in the snow"),
-              ("a bird on a wire", "four birds on a wire")],
+    "attribute": [("a red car parked next to a white house", "white", "a red car parked next to a green house"),
+                  ("a small dog on a wooden bench", "small", "a large dog on a wooden bench")],
+    "object": [("a man riding a horse on the beach", "horse", "a man riding a camel on the beach"),
+               ("a cup of coffee next to a laptop", "laptop", "a cup of coffee next to a book")],
+    "relation": [("a cat sitting on a table", "on", "a cat sitting under a table"),
+                 ("a woman holding an umbrella", "holding", "a woman kicking an umbrella")],
+    "count": [("two dogs playing in the snow", "two", "three dogs playing in the snow"),
+              ("a bird on a wire", "a", "four birds on a wire")],
 }
+ANY_WORD = "any one"
 
 
-def messages(caption: str, kind: str) -> list[dict[str, str]]:
-    """The chat prompt: the instruction, two worked examples of the kind, then the caption."""
+def _user(caption: str, word: str) -> str:
+    return f"Caption: {caption}\nWord to replace: {word}"
+
+
+def messages(caption: str, kind: str, word: str | None = None) -> list[dict[str, str]]:
+    """The chat prompt: the instruction, two worked examples of the kind, then the caption and the
+    word to replace (found by the rules; `any one` when they found none)."""
     out = [{"role": "system", "content": SYSTEM.format(slot=SLOT_WORDS[kind])}]
-    for original, negative in EXAMPLES[kind]:
-        out.append({"role": "user", "content": f"Caption: {original}"})
+    for original, target, negative in EXAMPLES[kind]:
+        out.append({"role": "user", "content": _user(original, target)})
         out.append({"role": "assistant", "content": negative})
-    out.append({"role": "user", "content": f"Caption: {caption}"})
+    out.append({"role": "user", "content": _user(caption, word or ANY_WORD)})
     return out
 
 
-def flat_prompt(caption: str, kind: str) -> str:
+def flat_prompt(caption: str, kind: str, word: str | None = None) -> str:
     """The same prompt as plain text, for models without a chat template."""
     lines = [SYSTEM.format(slot=SLOT_WORDS[kind]), ""]
-    for original, negative in EXAMPLES[kind]:
-        lines += [f"Caption: {original}", f"Negative: {negative}", ""]
-    return "\n".join(lines + [f"Caption: {caption}", "Negative:"])
+    for original, target, negative in EXAMPLES[kind]:
+        lines += [_user(original, target), f"Negative: {negative}", ""]
+    return "\n".join(lines + [_user(caption, word or ANY_WORD), "Negative:"])
 
 
 PROMPT_FINGERPRINT = hashlib.sha256(json.dumps([SYSTEM, SLOT_WORDS, EXAMPLES]).encode()).hexdigest()[:16]
@@ -169,7 +177,8 @@ class TextNegatives(Op):
         for j in range(self.params.k):
             kind = kinds[(start + j) % len(kinds)]
             rule = _draw_edit(rng, [kind] + [x for x in kinds if x != kind], pools, used_slots)
-            plan.append({"kind": kind, "seed": int(rng.integers(0, 2 ** 31 - 1)), "rule": rule})
+            word = rule["old"] if rule is not None and rule["kind"] == kind and rule["mode"] == "replace" else None
+            plan.append({"kind": kind, "word": word, "seed": int(rng.integers(0, 2 ** 31 - 1)), "rule": rule})
         return {"field": name, "negatives": plan}
 
     # ---- application ------------------------------------------------------------------------------------
@@ -237,10 +246,10 @@ class TextNegatives(Op):
             self._backend = build_backend(dict(self.params.backend))
         return self._backend
 
-    def _key(self, caption: str, kind: str, seed: int) -> str:
+    def _key(self, caption: str, kind: str, word: str | None, seed: int) -> str:
         from augflow.text.cache import cache_key
         return cache_key(task=self.name, backend=self.backend.kind, model=self.backend.model_id,
-                         prompt=PROMPT_FINGERPRINT, input=caption, kind=kind, seed=seed,
+                         prompt=PROMPT_FINGERPRINT, input=caption, kind=kind, word=word, seed=seed,
                          temperature=self.params.temperature, max_new_tokens=self.params.max_new_tokens)
 
     def _llm(self, caption: str, negatives: list[dict[str, Any]]) -> list[tuple[str | None, str, str | None]]:
@@ -250,12 +259,13 @@ class TextNegatives(Op):
         if self.params.cache and self._cache is None:
             from augflow.text.cache import RewriteCache
             self._cache = RewriteCache(self.params.cache)
-        keys = [self._key(caption, n["kind"], n["seed"]) for n in negatives]
+        keys = [self._key(caption, n["kind"], n.get("word"), n["seed"]) for n in negatives]
         hits = self._cache.get_many(keys) if self._cache is not None else {}
         out: list[tuple[str | None, str, str | None]] = [(hits[k], "cache", None) if k in hits else (None, "", None)
                                                          for k in keys]
         todo = [j for j, k in enumerate(keys) if k not in hits]
-        requests = [GenerationRequest(messages(caption, negatives[j]["kind"]), flat_prompt(caption, negatives[j]["kind"]),
+        requests = [GenerationRequest(messages(caption, negatives[j]["kind"], negatives[j].get("word")),
+                                      flat_prompt(caption, negatives[j]["kind"], negatives[j].get("word")),
                                       negatives[j]["seed"], self.params.temperature, self.params.max_new_tokens, 0.95)
                     for j in todo]
         for j, gen in zip(todo, self.backend.generate(requests) if requests else []):
@@ -286,4 +296,4 @@ def _draw_edit(rng: np.random.Generator, kinds: list[str], pools: dict[str, list
     return None
 
 
-__all__ = ["TextNegatives", "messages", "flat_prompt", "clean", "backend_config", "PROMPT_FINGERPRINT"]
+__all__ = ["TextNegatives", "messages", "flat_prompt", "clean", "backend_config", "PROMPT_FINGERPRINT", "EXAMPLES"]

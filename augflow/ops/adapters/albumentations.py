@@ -154,6 +154,9 @@ class _ThreadState:
         self.transform = transform
         self.np_random, self.py_random = seeded_random_state(0)
         self.extra_keys: set[str] = set()
+        # What `sample_params` prepared, reused by the `apply` that follows on the same sample.
+        self.prepared_for: Sample | None = None
+        self.prepared: tuple | None = None
 
 
 class AlbumentationsOp(Op):
@@ -221,14 +224,19 @@ class AlbumentationsOp(Op):
     def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
         seed = int(rng.integers(2**63))
         state = self._state()
-        data, _, _, _ = self._prepare(state, sample)
-        params = self._draw(state, seed, data)
+        prepared = self._prepare(state, sample)
+        params = self._draw(state, seed, prepared[0])
+        state.prepared_for, state.prepared = sample, prepared
         encoded = _encode_exact(params)
         return {"seed": seed} if encoded is None else encoded
 
     def apply(self, sample: Sample, **params: Any) -> Sample:
         state = self._state()
-        data, names, procs, restore = self._prepare(state, sample)
+        if state.prepared_for is sample:
+            data, names, procs, restore = state.prepared
+        else:
+            data, names, procs, restore = self._prepare(state, sample)
+        state.prepared_for = state.prepared = None
         if params.keys() == {"seed"}:
             values = self._draw(state, params["seed"], data)
         else:
