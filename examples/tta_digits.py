@@ -67,8 +67,8 @@ def train(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int) -> torch.nn.
         for _ in range(epochs):
             model.train()
             order = torch.randperm(len(x), generator=gen)
-            for start in range(0, len(x), 64):
-                idx = order[start:start + 64]
+            for start in range(0, len(x), 32):
+                idx = order[start:start + 32]
                 loss = F.cross_entropy(model(train_augment(x[idx], gen)), y[idx])
                 opt.zero_grad()
                 loss.backward()

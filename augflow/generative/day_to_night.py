@@ -94,6 +94,11 @@ class DayToNight(Op):
                 raise ValueError(f"{exc}; train one with `augflow train day-to-night` or give CycleGAN/gandtr "
                                  "weights") from None
 
+        @field_validator("device")
+        @classmethod
+        def _device(cls, value: str) -> str:
+            return models.check_device(value)
+
         @field_validator("blend")
         @classmethod
         def _blend(cls, value: diffusion.Span) -> diffusion.Span:

@@ -63,6 +63,11 @@ class DiffusionParams(Schema):
     def _model_dir(cls, value: str) -> str:
         return str(_checked_dir(value, "model"))
 
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return models.check_device(value)
+
     @field_validator("guidance_scale")
     @classmethod
     def _guidance(cls, value: Span) -> Span:

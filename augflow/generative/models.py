@@ -166,6 +166,21 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def check_device(device: str) -> str:
+    """A device name that can work here: cpu, auto, or cuda[:n] when CUDA is present."""
+    text = str(device)
+    if text in ("cpu", "auto") or text.startswith("mps"):
+        return text
+    if text.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {text!r} is not available on this machine (no CUDA); use device: auto "
+                             "to run on CUDA where present and on the CPU elsewhere")
+        return text
+    raise ModelError(f"device must be cpu, cuda, cuda:N or auto, got {text!r}")
+
+
 def torch_dtype(name: str, device: str):
     """The torch dtype for a schema name; half precision on CPU is refused (slow, and often unsupported)."""
     import torch
@@ -210,4 +225,4 @@ def quiet_loading() -> Iterator[None]:
 
 
 __all__ = ["CALLS", "IMAGES", "ModelError", "require", "check_diffusers_dir", "content_hash", "cached_model",
-           "clear_models", "resolve_device", "torch_dtype", "quiet_loading"]
+           "clear_models", "resolve_device", "check_device", "torch_dtype", "quiet_loading"]

@@ -101,7 +101,8 @@ def backend_config(value: dict[str, Any]) -> dict[str, Any]:
     cfg = dict(value)
     if "local" in cfg:
         where = str(cfg.pop("local"))
-        key = "model" if Path(where).expanduser().is_dir() else "package"
+        looks_like_path = "/" in where or where.startswith((".", "~")) or Path(where).expanduser().is_dir()
+        key = "model" if looks_like_path else "package"
         cfg.update({"kind": "transformers", key: where if key == "model" else where.replace("-", "_")})
     elif "openai" in cfg:
         cfg.update({"kind": "openai", "base_url": str(cfg.pop("openai"))})

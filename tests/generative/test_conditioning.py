@@ -225,3 +225,22 @@ def test_batch_stage_runs_the_op_on_a_collated_batch_in_one_call(tmp_path, tiny_
     assert (out - images).abs().mean() > 0.02
     cache.clear_memory()
     torch.testing.assert_close(stage(dict(batch))["image"], out)       # a function of (seed, epoch, index)
+
+
+def test_without_diffusers_the_error_names_the_op_and_the_extra(tmp_path, tiny_sd, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "diffusers" else real(name, *a))
+    with pytest.raises(PipelineConfigError, match="'augmented_conditioning'.*'diffusers'.*augflow\\[diffusers\\]"):
+        _pipe(tmp_path, tiny_sd)
+
+
+def test_an_unavailable_device_is_a_load_time_error(tiny_sd):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(PipelineConfigError, match="'device'.*no CUDA.*device: auto"):
+        Pipeline.from_dict({"augflow": 1, "sample": [{"augmented_conditioning": {
+            "model": str(tiny_sd), "steps": 4, "device": "cuda"}}]})

@@ -1,0 +1,67 @@
+"""The `negatives` field through a DataLoader: padded tensor + mask for images, lists for text."""
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from augflow import Pipeline
+from augflow.negatives import collate_fn, collate_negatives
+
+
+def _neg(value, kind="image", op="noise_negatives"):
+    return {"value": value, "kind": kind, "op": op, "source": "image", "info": {"n": 1}}
+
+
+def test_images_are_padded_to_the_largest_count_with_a_mask():
+    a = np.full((4, 5, 3), 7, np.uint8)
+    out = collate_negatives([[_neg(a), _neg(a + 1)], [], [_neg(a + 2)]])
+    assert out["kind"] == "image" and out["values"].shape == (3, 2, 3, 4, 5) and out["values"].dtype == torch.uint8
+    assert out["mask"].tolist() == [[True, True], [False, False], [True, False]]
+    assert out["values"][0, 1, 0, 0, 0] == 8 and out["values"][1].abs().sum() == 0 and out["values"][2, 0, 0, 0, 0] == 9
+    assert out["ops"] == [["noise_negatives"] * 2, [], ["noise_negatives"]]
+
+
+def test_text_negatives_collate_to_lists_with_a_mask():
+    out = collate_negatives([[_neg("a blue car", "text", "text_negatives")], [_neg("x", "text"), _neg("y", "text")]])
+    assert out["values"] == [["a blue car"], ["x", "y"]]
+    assert out["mask"].tolist() == [[True, False], [True, True]]
+
+
+def test_mixed_kinds_are_split_by_kind():
+    img = np.zeros((2, 2, 1), np.float32)
+    out = collate_negatives([[_neg(img), _neg("a cat", "text")], [_neg("a dog", "text")]])
+    assert set(out) == {"image", "text"}
+    assert out["image"]["values"].shape == (2, 1, 1, 2, 2) and out["image"]["mask"].tolist() == [[True], [False]]
+    assert out["text"]["values"] == [["a cat"], ["a dog"]]
+
+
+def test_different_image_sizes_are_an_actionable_error():
+    with pytest.raises(ValueError, match="resize the images before the negative ops"):
+        collate_negatives([[_neg(np.zeros((4, 4, 3), np.uint8))], [_neg(np.zeros((5, 4, 3), np.uint8))]])
+
+
+class _Captions(Dataset):
+    def __init__(self, pipe, images):
+        self.pipe, self.images = pipe, images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        out = self.pipe({"image": self.images[i], "caption": "a small dog on a wooden bench", "label": i}, index=i)
+        out["image"] = torch.from_numpy(out["image"].transpose(2, 0, 1).copy())
+        return out
+
+
+def test_pipeline_negatives_section_through_a_dataloader(noise_bank_path):
+    pipe = Pipeline.from_dict({"augflow": 1, "fields": {"caption": "text"}, "negatives": [
+        {"noise_negatives": {"noise_bank": str(noise_bank_path), "k": 2}},
+        {"text_negatives": {"k": 2, "embedding_model": None}}]})
+    images = [np.full((32, 48, 3), 100 + 10 * i, np.uint8) for i in range(3)]
+    batch = next(iter(DataLoader(_Captions(pipe, images), batch_size=3, collate_fn=collate_fn)))
+    negs = batch["negatives"]
+    assert batch["image"].shape == (3, 3, 32, 48) and batch["label"].tolist() == [0, 1, 2]
+    assert negs["image"]["values"].shape == (3, 2, 3, 32, 48) and negs["image"]["mask"].all()
+    assert [len(v) for v in negs["text"]["values"]] == [2, 2, 2]
+    assert negs["text"]["ops"][0] == ["text_negatives", "text_negatives"]
