@@ -1,8 +1,8 @@
 """A small in-batch contrastive model (SimCLR-style NT-Xent) on scikit-learn's digits, trained with random
 mini-batches vs NGAME mini-batches (`augflow.negatives.NGAMESampler`).
 
-Reports, mean ± std over seeds: the mean cosine similarity of in-batch negatives (the encoder's
-embeddings of the batch's other items: how hard the negatives are), linear-probe accuracy of the
+Reports, mean ± std over seeds: the mean cosine similarity of in-batch negatives (the normalised
+32-d outputs of the batch's other clean items, in the space the loss compares: how hard they are), linear-probe accuracy of the
 frozen backbone (logistic regression on the 1257 train labels), retrieval accuracy (label of the
 nearest train item of each test item, cosine on backbone features), and the time of one epoch —
 for NGAME split into training and re-clustering (embedding the train set + faiss k-means).
@@ -12,7 +12,7 @@ for NGAME split into training and re-clustering (embedding the train set + faiss
 
 Setup (both variants): the views, data split and MLP of bench/moco_digits.py; projection to 32-d,
 temperature 0.2, Adam lr 1e-3, batch 128, symmetric in-batch InfoNCE. NGAME: clusters of 8
-(16 per batch), re-clustered every 2 epochs from the current backbone's embeddings of the clean
+(16 per batch), re-clustered every 2 epochs from the current network's 32-d outputs for the clean
 train images, random batches in the first (warm-up) epoch, as the paper starts.
 """
 
@@ -45,7 +45,7 @@ def train(x_train: torch.Tensor, seed: int, use_ngame: bool, epochs: int, batch:
     @torch.no_grad()
     def embed():
         t = time.perf_counter()
-        out = F.normalize(net.backbone(flat), dim=1)
+        out = net(flat)                      # the space the loss compares (normalised head output)
         embed_time[0] += time.perf_counter() - t
         return out
 
@@ -72,7 +72,7 @@ def train(x_train: torch.Tensor, seed: int, use_ngame: bool, epochs: int, batch:
             opt.step()
         train_s.append(time.perf_counter() - t)
         with torch.no_grad():
-            hardness.append(mean_in_batch_similarity(F.normalize(net.backbone(flat), dim=1), batches))
+            hardness.append(mean_in_batch_similarity(net(flat), batches))
     return net, float(np.mean(train_s)), float(np.mean(cluster_s)), float(np.mean(hardness[1:]))
 
 

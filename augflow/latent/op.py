@@ -96,7 +96,7 @@ class HistAugOp(Op):
         (None: skipped), drawn by `sample_params` for that element as in the per-sample stage."""
         out = dict(batch)
         names = ctx.names("embedding") if ctx is not None else Sample(batch).fields_of_kind("embedding")
-        for name in names:
+        for name in (n for n in names if n in batch):
             value = batch[name]
             spec = {name: FieldSpec("embedding")}
             items = [value[i] if p is None else self.apply(Sample({name: value[i]}, spec), **p)[name]
