@@ -36,6 +36,7 @@ sample:
   - horizontal_flip: {p: 0.5}
   - color_jitter: {brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1, p: 0.8}
 """
+SHARD_SIZE = 16      # several shards, so that 2 workers both have work
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "cat", "immunohistochemistry")
 
 
@@ -64,7 +65,8 @@ def peer(paths: list[Path], copies: int, out: Path) -> float:
 
 def augflow_job(pipeline: Path, src: Path, copies: int, out: Path, workers: int, engine: str) -> float:
     t = time.perf_counter()
-    job = mat.plan(mat.JobOptions(pipeline=str(pipeline), input=str(src), output=str(out), copies=copies))
+    job = mat.plan(mat.JobOptions(pipeline=str(pipeline), input=str(src), output=str(out), copies=copies,
+                                  shard_size=SHARD_SIZE))
     mat.run(job, engine=engine, workers=workers, on_error="raise")
     return time.perf_counter() - t
 

@@ -35,6 +35,19 @@ def best(fn, reps: int) -> float:
     return statistics.median(times)
 
 
+def paired(fn_a, fn_b, reps: int) -> tuple[float, float]:
+    """Medians of a and b timed alternately (a, b, a, b, ...): load changes on a shared machine hit
+    both alike, so their ratio is steadier than two separate runs."""
+    fn_a(), fn_b()
+    ta, tb = [], []
+    for _ in range(reps):
+        for fn, acc in ((fn_a, ta), (fn_b, tb)):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -66,7 +79,6 @@ def main() -> None:
     op_cfg = {"model": str(sd), "strength": 0.75, "steps": 4, "class_names": ["cat"]}
     pipe = Pipeline.from_dict({"augflow": 1, "sample": [{"augmented_conditioning": {
         **op_cfg, "condition": {"ops": [{"horizontal_flip": {"p": 0.5}}]}}}]})
-    t_op = best(no_cache(lambda: pipe({"image": cat, "label": 0}, seed=1)), reps)
     raw_pipe, _ = diffusion.task_pipeline("image2image", pipe.op_steps()[0].op.params)
     image = cat.astype(np.float32)[None] / 255
 
@@ -75,21 +87,19 @@ def main() -> None:
             return raw_pipe(prompt=["a photo of a cat"] * n, image=np.repeat(image, n, 0), strength=0.75,
                             guidance_scale=7.5, num_inference_steps=4, output_type="np",
                             generator=[torch.Generator().manual_seed(i) for i in range(n)]).images
-    t_raw = best(raw_img2img, reps)
+    t_op, t_raw = paired(no_cache(lambda: pipe({"image": cat, "label": 0}, seed=1)), raw_img2img, reps)
     rows.append(("augmented_conditioning, 64 px, 3 denoising steps, 1 image", f"{1 / t_op:.1f}", f"{1 / t_raw:.1f}",
                  f"{t_op / t_raw:.2f}"))
     op = pipe.op_steps()[0].op
     samples = [Sample({"image": cat if i % 2 else cat[:, ::-1].copy(), "label": 0}) for i in range(8)]
     params = [op.sample_params(np.random.default_rng(i), s) for i, s in enumerate(samples)]
-    t_b = best(no_cache(lambda: op.apply_samples(samples, params)), reps)
-    t_rb = best(lambda: raw_img2img(8), reps)
+    t_b, t_rb = paired(no_cache(lambda: op.apply_samples(samples, params)), lambda: raw_img2img(8), reps)
     rows.append(("augmented_conditioning, 64 px, batch of 8 (one model call)", f"{8 / t_b:.1f}", f"{8 / t_rb:.1f}",
                  f"{t_b / t_rb:.2f}"))
 
     # ---- mask_conditioned_diffusion vs a bare ControlNet call --------------------------------------
     mpipe = Pipeline.from_dict({"augflow": 1, "sample": [{"mask_conditioned_diffusion": {
         "model": str(sd), "controlnet": str(cn), "steps": 2, "prompt": "a photo"}}]})
-    t_op = best(no_cache(lambda: mpipe({"image": cat, "mask": mask}, seed=1)), reps)
     cn_pipe, _ = diffusion.task_pipeline("text2image", mpipe.op_steps()[0].op.params, controlnet=str(cn))
     from augflow.generative.mask_conditioned import render_mask
     cond = render_mask(mask, "palette")[None]
@@ -98,7 +108,7 @@ def main() -> None:
         with torch.inference_mode():
             return cn_pipe(prompt=["a photo"], image=cond, num_inference_steps=2, height=64, width=64,
                            output_type="np", generator=[torch.Generator().manual_seed(0)]).images
-    t_raw = best(raw_cn, reps)
+    t_op, t_raw = paired(no_cache(lambda: mpipe({"image": cat, "mask": mask}, seed=1)), raw_cn, reps)
     rows.append(("mask_conditioned_diffusion, 64 px, 2 steps, 1 image", f"{1 / t_op:.1f}", f"{1 / t_raw:.1f}",
                  f"{t_op / t_raw:.2f}"))
 
@@ -110,13 +120,12 @@ def main() -> None:
     dpipe = Pipeline.from_dict({"augflow": 1, "sample": [{"day_to_night": {"checkpoint": str(tmp / "generator.pth")}}]})
     for side in (64, 128, 256):
         img = np.asarray(__import__("PIL.Image", fromlist=["Image"]).fromarray(data.astronaut()).resize((side, side)))
-        t_op = best(no_cache(lambda: dpipe({"image": img}, seed=0)), reps)
         x = torch.from_numpy(img.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
 
         def raw_gen():
             with torch.inference_mode():
                 return gen(x)
-        t_raw = best(raw_gen, reps)
+        t_op, t_raw = paired(no_cache(lambda: dpipe({"image": img}, seed=0)), raw_gen, reps)
         rows.append((f"day_to_night (ResNet-9, ngf 64), {side} px", f"{1 / t_op:.1f}", f"{1 / t_raw:.1f}",
                      f"{t_op / t_raw:.2f}"))
 
@@ -167,7 +176,7 @@ def main() -> None:
 
     print(f"# Generative ops on this CPU\n\n{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__}, {args.threads} torch thread(s), load average {os.getloadavg()[0]:.1f} "
-          f"at the end; median of {reps} runs after a warm-up.\n")
+          f"at the end; median of {reps} runs after a warm-up, augflow and direct calls timed alternately.\n")
     print("| op | augflow images/s | direct call images/s | time ratio augflow / direct |\n|---|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]} |")

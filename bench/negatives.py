@@ -4,8 +4,9 @@
 
 1. NGAME clustering (balanced faiss k-means, clusters of 16) vs scikit-learn's MiniBatchKMeans
    with the same k (unbalanced, so not a drop-in: the cost of plain k-means alone).
-2. Noise-bank extraction (integral-image window statistics) vs the NegVSR code's window loop
-   (`collect_noise_sequence`: numpy var/mean per window in Python), same thresholds and outputs.
+2. Noise-bank extraction (window statistics by reshape, or integral images for overlapping
+   windows) vs the NegVSR code's window loop (`collect_noise_sequence`: numpy var/mean per window
+   in Python), same thresholds, same windows found; with its step (= the window) and a step of 8.
 3. `noise_negatives` per 256x256 image with k=2 negatives vs albumentations' GaussNoise (the
    synthetic-noise augmentation it replaces).
 4. `text_negatives` with rules only, per caption (k=3), with and without the MiniLM similarity check.
@@ -48,28 +49,30 @@ def ngame(n: int, d: int = 64, cluster: int = 16) -> str:
             f"MiniBatchKMeans {peer:.2f} s | {peer / ours:.1f}x |")
 
 
-def negvsr_loop(img: np.ndarray, sp: int, max_var: float, min_mean: float) -> int:
-    """The NegVSR code's window test for one frame (its loop, minus file I/O)."""
+def negvsr_loop(img: np.ndarray, sp: int, max_var: float, min_mean: float, step: int) -> int:
+    """The NegVSR code's window test for one frame (its loop; patches kept in memory, minus their mean,
+    instead of written as PNGs; its step is the window)."""
     gray = img @ np.array([0.299, 0.587, 0.114])
-    found = 0
-    for i in range(0, gray.shape[0] - sp + 1, sp):
-        for j in range(0, gray.shape[1] - sp + 1, sp):
+    found = []
+    for i in range(0, gray.shape[0] - sp + 1, step):
+        for j in range(0, gray.shape[1] - sp + 1, step):
             patch = gray[i:i + sp, j:j + sp]
             if np.var(patch) < max_var and np.mean(patch) > min_mean:
-                found += 1
-    return found
+                rgb = img[i:i + sp, j:j + sp].astype(np.float32)
+                found.append((rgb - rgb.mean(axis=(0, 1))) / 255.0)         # the bank entry: minus its mean
+    return len(found)
 
 
-def extraction(frames: list[np.ndarray], sp: int) -> str:
+def extraction(frames: list[np.ndarray], sp: int, step: int) -> str:
     from augflow.negatives.noise import extract_noise
 
-    ours_n = sum(len(extract_noise(f, patch_size=sp, stride=sp).noise) for f in frames)
-    peer_n = sum(negvsr_loop(f, sp, 50.0, 0.0) for f in frames)
-    ours = best(lambda: [extract_noise(f, patch_size=sp, stride=sp) for f in frames])
-    peer = best(lambda: [negvsr_loop(f, sp, 50.0, 0.0) for f in frames])
+    ours_n = sum(len(extract_noise(f, patch_size=sp, stride=step).noise) for f in frames)
+    peer_n = sum(negvsr_loop(f, sp, 50.0, 0.0, step) for f in frames)
+    ours = best(lambda: [extract_noise(f, patch_size=sp, stride=step) for f in frames])
+    peer = best(lambda: [negvsr_loop(f, sp, 50.0, 0.0, step) for f in frames])
     mpix = sum(f.shape[0] * f.shape[1] for f in frames) / 1e6
-    return (f"| noise-bank extraction, {len(frames)} photos ({mpix:.1f} Mpx), window {sp} | {ours * 1e3:.0f} ms "
-            f"({mpix / ours:.0f} Mpx/s, {ours_n} windows) | NegVSR loop {peer * 1e3:.0f} ms ({peer_n} windows) | "
+    return (f"| noise-bank extraction, {len(frames)} photos ({mpix:.1f} Mpx), window {sp}, step {step} | "
+            f"{ours * 1e3:.0f} ms ({ours_n} windows) | NegVSR loop {peer * 1e3:.0f} ms ({peer_n} windows) | "
             f"{peer / ours:.1f}x |")
 
 
@@ -122,7 +125,8 @@ def main() -> None:
     print("| what | augflow | reference (same run) | reference time / augflow time |")
     print("|---|---|---|---|")
     print(ngame(20_000))
-    print(extraction(photos, 64))
+    print(extraction(photos, 64, 64))
+    print(extraction(photos, 64, 8))
     with tempfile.TemporaryDirectory() as tmp:
         from augflow.negatives.noise import build_noise_bank
         bank = build_noise_bank([(str(i), p) for i, p in enumerate(photos)], patch_size=64).save(Path(tmp) / "b.npz")

@@ -2,10 +2,11 @@
 
     python examples/tta_digits.py
 
-Trains a small CNN on 8x8 digits (shipped with scikit-learn, no download), builds a shifted copy
-of the test split (random rotations, one-pixel shifts, Gaussian noise), and prints the accuracy
-of plain predictions and of several TTA settings, including entropy-selective TTA calibrated to
-augment 40% of a held-out split. Runs in well under a minute on a laptop CPU.
+Trains a small CNN on scikit-learn's 8x8 digits (shipped with the package, no download; upsampled
+and centred on a 24x24 canvas) with light rotation/shift augmentation, builds a shifted copy of
+the test split (random rotations up to 30 degrees, shifts up to 3 pixels, Gaussian noise), and
+prints the accuracy of plain predictions and of several TTA settings, including entropy-selective
+TTA calibrated to augment 40% of a held-out split. About 15 s on one CPU core.
 """
 
 from __future__ import annotations
@@ -95,8 +96,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-angle", type=float, default=30.0)
     ap.add_argument("--max-shift", type=int, default=3)
-    ap.add_argument("--noise", type=float, default=0.2)
+    ap.add_argument("--noise", type=float, default=0.15)
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (one is fastest for this tiny CNN)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
 
     digits = load_digits()

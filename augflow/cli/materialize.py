@@ -84,6 +84,10 @@ def materialize(
         raise fail("the pipeline file has errors") from None
     except (mat.MaterializeError, SourceError) as exc:
         raise fail(str(exc)) from None
+    todo = job.n_shards - len(job.done)
+    if 0 < todo < workers:
+        typer.echo(f"note: {todo} shards to do for {workers} workers; a smaller --shard-size would use them all "
+                   "(it changes how outputs are grouped in files, so keep it when resuming)", err=True)
     done = sum(job.shard_len(s) for s in job.done)
     if job.done:
         typer.echo(f"resuming: {len(job.done)} of {job.n_shards} shards already done", err=True)

@@ -15,7 +15,9 @@ import multiprocessing as mp
 import os
 import pickle
 import queue as queue_mod
+import re
 import signal
+import warnings
 from typing import Any, Callable
 
 from augflow.io.materialize import Job, MaterializeError, run_shard
@@ -118,8 +120,11 @@ def run_ray(job: Job, ctx: dict, todo: list[int], workers: int,
         kwargs = {} if os.environ.get("RAY_ADDRESS") else {"num_cpus": max(1, workers), "include_dashboard": False}
         ray.init(log_to_driver=False, logging_level="ERROR", **kwargs)
         started = True
-    for name in ("ray", "ray.data"):     # progress is ours; Ray's own lines would interleave with it
-        logging.getLogger(name).setLevel(logging.ERROR)
+    # Progress and errors are reported by augflow (a shard's error is re-raised below); Ray's own
+    # log lines would interleave with them.
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.CRITICAL)
+    warnings.filterwarnings("ignore", message="The maximum number of concurrent tasks", category=UserWarning)
     try:
         dctx = ray.data.DataContext.get_current()
         dctx.enable_progress_bars = False
@@ -132,12 +137,28 @@ def run_ray(job: Job, ctx: dict, todo: list[int], workers: int,
             if progress is not None:
                 progress(int(row["n"]))
     except Exception as exc:  # noqa: BLE001 - Ray wraps the shard's error; show the original message
-        cause = exc
-        while getattr(cause, "cause", None) is not None or getattr(cause, "__cause__", None) is not None:
-            cause = getattr(cause, "cause", None) or cause.__cause__
-        if isinstance(cause, MaterializeError):
-            raise MaterializeError(str(cause)) from exc
+        message = _shard_error(exc)
+        if message is not None:
+            raise MaterializeError(message) from None
         raise
     finally:
         if started:
             ray.shutdown()
+
+
+def _shard_error(exc: BaseException) -> str | None:
+    """The MaterializeError message inside Ray's wrappers (they carry it as text, with the remote
+    traceback), or None when the failure is something else."""
+    texts, seen, stack = [], set(), [exc]
+    while stack:
+        e = stack.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        texts.append(str(e))
+        stack += [getattr(e, "cause", None), e.__cause__, e.__context__]
+    for text in texts:
+        match = re.search(r"MaterializeError: (.+)", text)
+        if match:
+            return match.group(1).strip()
+    return None

@@ -73,6 +73,12 @@ class Job:
     done: set[int]
     _lock: Any = None
 
+    def release(self) -> None:
+        """Let another run use the output folder (also happens when the process ends)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
     def shard_items(self, shard: int) -> dict[int, Item]:
         """The source items shard `shard` needs, by item index."""
         k, m = self.options.copies, self.options.shard_size
@@ -114,9 +120,11 @@ def plan(options: JobOptions, overwrite: bool = False) -> Job:
     }
     root = Path(options.output)
     job_file = root / _JOB_DIR / "job.json"
+    _check_foreign(root)
+    (root / _JOB_DIR).mkdir(parents=True, exist_ok=True)
+    lock = _lock(root / _JOB_DIR / "lock")        # before anything is read, cleared or written
     previous = _check_output(root, job_file, spec, overwrite)
     (root / _JOB_DIR / "parts").mkdir(parents=True, exist_ok=True)
-    lock = _lock(root / _JOB_DIR / "lock")
     writers.remove_temp_files(root)
     if previous is not None:
         layout = previous["layout"]
@@ -137,11 +145,21 @@ def _versions() -> dict[str, str]:
             "opencv": cv2.__version__, "pillow": PIL.__version__}
 
 
-def _check_output(root: Path, job_file: Path, spec: dict, overwrite: bool) -> dict | None:
+def _check_foreign(root: Path) -> None:
+    """Never write into (or clear) a folder that holds something other than an augflow job."""
     if not root.exists():
-        return None
+        return
     if not root.is_dir():
         raise MaterializeError(f"--output {str(root)!r} is a file; give a folder")
+    if not (root / _JOB_DIR).is_dir():
+        others = sorted(p.name for p in root.iterdir())
+        if others:
+            raise MaterializeError(f"--output {str(root)!r} is not empty and is not an augflow output "
+                                   f"(it holds {', '.join(others[:5])}); choose an empty or new folder")
+
+
+def _check_output(root: Path, job_file: Path, spec: dict, overwrite: bool) -> dict | None:
+    """The previous job's record when this run continues it; None for a fresh start."""
     if job_file.exists():
         previous = json.loads(job_file.read_text())
         changed = [k for k in spec if previous.get(k) != spec[k]]
@@ -152,11 +170,6 @@ def _check_output(root: Path, job_file: Path, spec: dict, overwrite: bool) -> di
                 f"{root} holds a job made with a different {_describe(changed, previous, spec)}; resuming would mix "
                 "two jobs. Rerun with --overwrite to replace it, or choose another --output.")
         _clear(root)
-        return None
-    others = [p.name for p in root.iterdir() if p.name != _JOB_DIR]
-    if others:
-        raise MaterializeError(f"--output {str(root)!r} is not empty and is not an augflow output "
-                               f"(it holds {', '.join(sorted(others)[:5])}); choose an empty or new folder")
     return None
 
 
@@ -177,15 +190,14 @@ def _describe(changed: list[str], old: dict, new: dict) -> str:
 
 
 def _clear(root: Path) -> None:
-    """Delete what an augflow job wrote (and nothing else)."""
-    for name in (*_OWNED, _JOB_DIR):
-        p = root / name
+    """Delete what an augflow job wrote (and nothing else); the lock, held by this run, stays."""
+    paths = [root / name for name in _OWNED] + list(root.glob("data-*-of-*.arrow"))
+    paths += [p for p in (root / _JOB_DIR).iterdir() if p.name != "lock"]
+    for p in paths:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
         elif p.exists() or p.is_symlink():
             p.unlink()
-    for p in root.glob("data-*-of-*.arrow"):
-        p.unlink()
 
 
 def _lock(path: Path):
@@ -315,4 +327,7 @@ def run(job: Job, *, engine: str = "local", workers: int = 1, on_error: str = "r
         run_local(job, ctx, todo, workers, progress)
     else:
         raise MaterializeError(f"unknown engine {engine!r} (allowed: local, ray)")
-    return finalize(job, time.perf_counter() - start)
+    try:
+        return finalize(job, time.perf_counter() - start)
+    finally:
+        job.release()

@@ -117,6 +117,11 @@ def encode_sample(out: Sample, image_format: str = "png") -> tuple[list[tuple[st
             column = f"{prefix}{name}"
             if not prefix and name in views and isinstance(value, dict):
                 visit(f"{name}_", value)
+            elif kind == "negatives" and isinstance(value, list):   # image negatives as files beside the positive
+                from augflow.negatives.record import encode_negatives
+                neg_files, neg_meta = encode_negatives(column, value, image_format)
+                files.extend(neg_files)
+                meta.update(neg_meta)
             elif isinstance(value, np.ndarray) and kind in ("image", "mask", "masks") and value.ndim >= 2:
                 files.append((column, *encode_array(value, kind, image_format)))
             elif isinstance(value, np.ndarray) and kind not in ("bboxes", "keypoints", "label"):

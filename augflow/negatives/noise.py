@@ -38,8 +38,9 @@ BANK_VERSION = 1
 
 
 # ---- extraction ---------------------------------------------------------------------------------
-def _frames(frames: np.ndarray) -> np.ndarray:
-    """(T, H, W, C) float64 in 8-bit units, from an image (H, W[, C]) or a clip (T, H, W[, C])."""
+def _frames(frames: np.ndarray) -> tuple[np.ndarray, float]:
+    """(T, H, W, C) frames (alpha dropped) from an image (H, W[, C]) or a clip (T, H, W[, C]), and
+    the factor to 8-bit units."""
     arr = np.asarray(frames)
     scale = {np.uint8: 1.0, np.uint16: 255.0 / 65535.0}.get(arr.dtype.type, 255.0)
     if arr.ndim == 2:
@@ -49,34 +50,40 @@ def _frames(frames: np.ndarray) -> np.ndarray:
     if arr.ndim != 4:
         raise ValueError(f"noise extraction takes an image (H, W[, C]) or a clip (T, H, W[, C]); got shape "
                          f"{np.asarray(frames).shape}")
-    arr = arr.astype(np.float64) * scale
     if arr.shape[3] in (2, 4):                         # drop alpha
         arr = arr[..., :-1]
-    return arr
+    return arr, scale
 
 
-def _gray(frames: np.ndarray) -> np.ndarray:
-    return frames[..., 0] if frames.shape[3] == 1 else frames @ _LUMA
+def _gray(frames: np.ndarray, scale: float) -> np.ndarray:
+    """(T, H, W) float32 gray levels in 8-bit units (ITU-R 601 luma, as PIL's "L")."""
+    if frames.shape[3] == 1:
+        return frames[..., 0].astype(np.float32) * np.float32(scale)
+    return frames.astype(np.float32) @ (_LUMA * scale).astype(np.float32)
 
 
 def _window_stats(gray: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance of every size x size window (T, ny, nx), from integral images."""
-    def integral(a: np.ndarray) -> np.ndarray:
-        out = np.zeros((a.shape[0], a.shape[1] + 1, a.shape[2] + 1))
-        out[:, 1:, 1:] = a.cumsum(1).cumsum(2)
-        return out
+    """Mean and variance of every size x size window at `stride` (T, ny, nx)."""
+    t, h, w = gray.shape
+    ny, nx = (h - size) // stride + 1, (w - size) // stride + 1
+    if stride == size:                                  # tiling windows: a reshape, no integral image
+        tiles = gray[:, :ny * size, :nx * size].reshape(t, ny, size, nx, size)
+        return tiles.mean(axis=(2, 4), dtype=np.float64), tiles.var(axis=(2, 4), dtype=np.float64)
+    import cv2
 
-    s1, s2 = integral(gray), integral(gray * gray)
-    ys = np.arange(0, gray.shape[1] - size + 1, stride)
-    xs = np.arange(0, gray.shape[2] - size + 1, stride)
-
-    def box(s: np.ndarray) -> np.ndarray:
-        y0, x0 = ys[:, None], xs[None, :]
-        return s[:, y0 + size, x0 + size] - s[:, y0, x0 + size] - s[:, y0 + size, x0] + s[:, y0, x0]
-
+    mean = np.empty((t, ny, nx))
+    var = np.empty((t, ny, nx))
+    ys, xs = np.arange(ny)[:, None] * stride, np.arange(nx)[None, :] * stride
     n = float(size * size)
-    mean = box(s1) / n
-    var = np.maximum(box(s2) / n - mean * mean, 0.0)
+    for i in range(t):
+        s1, s2 = cv2.integral2(np.ascontiguousarray(gray[i], dtype=np.float64), sdepth=cv2.CV_64F,
+                               sqdepth=cv2.CV_64F)
+
+        def box(s):
+            return s[ys + size, xs + size] - s[ys, xs + size] - s[ys + size, xs] + s[ys, xs]
+
+        mean[i] = box(s1) / n
+        var[i] = np.maximum(box(s2) / n - mean[i] ** 2, 0.0)
     return mean, var
 
 
@@ -105,13 +112,13 @@ def extract_noise(frames: np.ndarray, patch_size: int = 64, stride: int | None =
     stride = patch_size if stride is None else int(stride)
     if stride < 1:
         raise ValueError(f"stride must be positive, got {stride}")
-    clip = _frames(frames)
+    clip, scale = _frames(frames)
     t, h, w, c = clip.shape
     empty = NoisePatches(np.zeros((0, t, patch_size, patch_size, c), np.float32), np.zeros((0, 2), np.int32),
                          np.zeros(0, np.float32))
     if h < patch_size or w < patch_size:
         return empty
-    mean, var = _window_stats(_gray(clip), patch_size, stride)
+    mean, var = _window_stats(_gray(clip, scale), patch_size, stride)
     ok = (var < max_var).all(0) & (mean > min_mean).all(0)
     if t > 1:
         ok &= (var.var(0) <= max_var_of_var) & (mean.var(0) <= max_var_of_mean)
@@ -124,8 +131,9 @@ def extract_noise(frames: np.ndarray, patch_size: int = 64, stride: int | None =
     if len(iy) == 0:
         return empty
     ys, xs = iy * stride, ix * stride
-    patches = np.stack([clip[:, y:y + patch_size, x:x + patch_size] for y, x in zip(ys, xs)])
-    noise = (patches - patches.mean(axis=(2, 3), keepdims=True)) / 255.0
+    patches = np.stack([clip[:, y:y + patch_size, x:x + patch_size] for y, x in zip(ys, xs)]).astype(np.float32)
+    patches -= patches.mean(axis=(2, 3), keepdims=True, dtype=np.float64).astype(np.float32)
+    noise = patches * np.float32(scale / 255.0)
     return NoisePatches(noise.astype(np.float32), np.stack([ys, xs], 1).astype(np.int32), flatness.astype(np.float32))
 
 
@@ -226,14 +234,14 @@ def rearrange_cells(noise: np.ndarray, cell: int, rot: np.ndarray, flip: np.ndar
     h, w, c = noise.shape
     ny, nx = h // cell, w // cell
     cells = noise.reshape(ny, cell, nx, cell, c).transpose(0, 2, 1, 3, 4).reshape(ny * nx, cell, cell, c)
+    flip, rot = np.asarray(flip), np.asarray(rot)
+    cells = cells.copy()
+    cells[flip == 1] = cells[flip == 1][:, :, ::-1]
+    cells[flip == 2] = cells[flip == 2][:, ::-1]
+    for k in (1, 2, 3):
+        cells[rot == k] = np.rot90(cells[rot == k], k, axes=(1, 2))
     out = np.empty_like(cells)
-    for i in range(len(cells)):
-        block = cells[i]
-        if flip[i] == 1:
-            block = block[:, ::-1]
-        elif flip[i] == 2:
-            block = block[::-1]
-        out[perm[i]] = np.rot90(block, int(rot[i]))
+    out[np.asarray(perm)] = cells
     return out.reshape(ny, nx, cell, cell, c).transpose(0, 2, 1, 3, 4).reshape(h, w, c)
 
 

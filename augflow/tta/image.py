@@ -13,13 +13,14 @@ predictions are mapped back through each view's inverse before merging. With a `
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import torch
 
 from augflow.tta.config import DENSE_TASKS, TASKS, TTAConfig, Variant, load_tta
-from augflow.tta.merge import CLASS_MERGES, COORD_MERGES, entropy, merge, merge_coords, to_probs
+from augflow.tta.merge import CLASS_MERGES, COORD_MERGES, Merger, entropy, to_probs
 
 
 @dataclass
@@ -154,20 +155,31 @@ class TTA:
                 selected = self.uncertainty(base).to(x.device) > self.threshold
             idx = selected.nonzero().flatten()
             rep.augmented = int(idx.numel())
-            preds, valid = self._views(x[idx] if base is not None else x, base[idx] if base is not None else None, rep)
-            merged_sel = self._merge(preds, valid) if rep.augmented else None
+            preds: list[torch.Tensor] = []
+            valids: list[torch.Tensor | None] = []
+            merged_sel = None
+            if rep.augmented:
+                merger = self._merger()
+                views = self._views(x[idx] if base is not None else x, base[idx] if base is not None else None, rep)
+                for pred, valid in views:
+                    merger.add(pred, valid)
+                    if return_all:
+                        preds.append(pred)
+                        valids.append(valid)
+                merged_sel = merger.result()
             if base is None:
                 merged = merged_sel
             else:
-                merged = self._merge(base[None], None)
+                single = self._merger()
+                single.add(base)
+                merged = single.result()
                 if merged_sel is not None:
-                    merged = merged.to(merged_sel.dtype)
-                    merged[idx] = merged_sel
+                    merged[idx] = merged_sel.to(merged.dtype)
         self.last_report = rep
         self.report.add(rep)
         if not return_all:
             return merged
-        return self._result(merged, preds, valid, selected, idx, base, rep)
+        return self._result(merged, preds, valids, selected, idx, base, rep)
 
     def uncertainty(self, predictions: torch.Tensor) -> torch.Tensor:
         """Per-input uncertainty of plain predictions, shape (B,): predictive entropy by default."""
@@ -207,23 +219,17 @@ class TTA:
         return images.to(self.device) if self.device is not None else images
 
     def _views(self, x: torch.Tensor, base: torch.Tensor | None, rep: TTAReport):
-        """Every view's prediction in the original frame: `(V, b, ...)` and valid masks (or None)."""
-        if x.shape[0] == 0:
-            return None, None
+        """Yield every view's prediction in the original frame, and its valid mask (or None)."""
         size = tuple(x.shape[-2:])
         todo = [v for v in self.variants if v or base is None]
         outs = iter(self._run([self._forward(x, v) for v in todo], rep))
-        preds, valids = [], []
         for variant in self.variants:
             out = base if (not variant and base is not None) else next(outs)
-            pred, valid = self._back(out, variant, size)
-            preds.append(pred)
-            valids.append(valid)
-        valid = None
-        if any(v is not None for v in valids):
-            ones = torch.ones((1, 1, *size), dtype=torch.bool, device=preds[0].device)
-            valid = torch.stack([v if v is not None else ones for v in valids])
-        return torch.stack(preds), valid
+            yield self._back(out, variant, size)
+
+    def _merger(self) -> Merger:
+        return Merger(self.merge, output=self.output, activation=self.activation, class_dim=1,
+                      coords=self.task in ("keypoints", "boxes"))
 
     @staticmethod
     def _forward(x: torch.Tensor, variant: Variant) -> torch.Tensor:
@@ -264,58 +270,68 @@ class TTA:
                 out = out[:, self.keypoint_flip_index]
         return out, None
 
-    def _merge(self, preds: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-        if self.task in ("keypoints", "boxes"):
-            return merge_coords(preds, self.merge)
-        return merge(preds, self.merge, output=self.output, activation=self.activation, class_dim=1, valid=valid)
-
     # ---- model calls -------------------------------------------------------------------------
     def _run(self, inputs: list[torch.Tensor], rep: TTAReport) -> list[torch.Tensor]:
-        """Model outputs for each input batch; same-shaped batches share calls of <= max_batch."""
+        """Model outputs for each input batch; same-shaped batches share calls of <= max_batch rows.
+
+        Rows are copied only to join pieces into one call; an input that fits a call whole is
+        passed (and its output returned) without a copy.
+        """
         groups: dict[tuple, list[int]] = {}
         for i, t in enumerate(inputs):
             groups.setdefault(tuple(t.shape[1:]), []).append(i)
-        results: list[torch.Tensor | None] = [None] * len(inputs)
+        pieces_of: list[list[torch.Tensor]] = [[] for _ in inputs]
         for members in groups.values():
-            stacked = torch.cat([inputs[i] for i in members]) if len(members) > 1 else inputs[members[0]]
-            out = self._call_chunked(stacked, rep)
-            start = 0
-            for i in members:
-                n = inputs[i].shape[0]
-                results[i] = out[start:start + n]
-                start += n
-        return results  # type: ignore[return-value]
+            queue = deque((i, 0, inputs[i].shape[0]) for i in members if inputs[i].shape[0])
+            while queue:
+                step = self.max_batch or sum(hi - lo for _, lo, hi in queue)
+                chunk, n = [], 0
+                while queue and n < step:
+                    i, lo, hi = queue.popleft()
+                    take = min(hi - lo, step - n)
+                    chunk.append((i, lo, lo + take))
+                    if lo + take < hi:
+                        queue.appendleft((i, lo + take, hi))
+                    n += take
+                out = self._call([inputs[i][lo:hi] for i, lo, hi in chunk], n, rep)
+                if out is None:                  # out of memory: the same rows again, in smaller calls
+                    queue.extendleft(reversed(chunk))
+                    continue
+                at = 0
+                for i, lo, hi in chunk:
+                    pieces_of[i].append(out[at:at + hi - lo])
+                    at += hi - lo
+        return [p[0] if len(p) == 1 else torch.cat(p) for p in pieces_of]
 
-    def _call_chunked(self, x: torch.Tensor, rep: TTAReport) -> torch.Tensor:
-        step = self.max_batch or x.shape[0]
-        outs, start = [], 0
-        while start < x.shape[0]:
-            chunk = x[start:start + step]
-            try:
-                out = self.output_fn(self.model(chunk))
-            except torch.cuda.OutOfMemoryError:
-                if step == 1:
-                    raise
-                step = max(1, step // 2)          # as large as memory allows: halve and retry
-                self.max_batch = step
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                continue
-            rep.model_calls += 1
-            rep.model_inputs += chunk.shape[0]
-            outs.append(out)
-            start += chunk.shape[0]
-        return torch.cat(outs) if len(outs) > 1 else outs[0]
+    def _call(self, parts: list[torch.Tensor], n: int, rep: TTAReport) -> torch.Tensor | None:
+        """One model call on the joined parts; on out-of-memory, halve max_batch and return None."""
+        x = parts[0] if len(parts) == 1 else torch.cat(parts)
+        try:
+            out = self.output_fn(self.model(x))
+        except torch.cuda.OutOfMemoryError:
+            if n <= 1:
+                raise
+            self.max_batch = max(1, n // 2)          # as large as memory allows: halve and retry
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            return None
+        rep.model_calls += 1
+        rep.model_inputs += n
+        return out
 
-    def _result(self, merged, preds, valid, selected, idx, base, rep) -> TTAResult:
+    def _result(self, merged, preds, valids, selected, idx, base, rep) -> TTAResult:
         b = selected.shape[0]
-        ref = preds if preds is not None else base[None]
-        full = torch.full((len(self.variants), b, *ref.shape[2:]), math.nan, dtype=torch.float32, device=ref.device)
-        if preds is not None:
-            full[:, idx] = preds.float()
+        ref = preds[0] if preds else base
+        full = torch.full((len(self.variants), b, *ref.shape[1:]), math.nan, dtype=torch.float32, device=ref.device)
+        if preds:
+            full[:, idx] = torch.stack(preds).float()
         if base is not None and self.variants and not self.variants[0]:
             rest = (~selected).nonzero().flatten()
             full[0, rest] = base[rest].float()
+        valid = None
+        if any(v is not None for v in valids):
+            ones = torch.ones_like(next(v for v in valids if v is not None))
+            valid = torch.stack([v if v is not None else ones for v in valids])
         return TTAResult(merged, full, selected, list(self.view_names), valid, rep)
 
 

@@ -46,61 +46,102 @@ def entropy(probs: torch.Tensor, class_dim: int = 1, binary: bool = False) -> to
     return h.reshape(h.shape[0], -1).mean(dim=1)
 
 
-def _weights(preds: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    if valid is None:
-        return torch.ones((), dtype=preds.dtype, device=preds.device).expand(preds.shape)
-    return valid.to(preds.dtype).expand(preds.shape)
+class Merger:
+    """Merge predictions one view at a time (see the module table), so V views never sit stacked.
 
+    `add(pred, valid)` takes one view's `(B, ...)` prediction in the original frame and, for dense
+    tasks, a bool mask broadcastable to it; `result()` gives the merged `(B, ...)`. Entries no
+    valid view saw come out 0.
+    """
 
-def weighted_mean(values: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Mean over views (dim 0) counting only valid entries; never-seen entries are 0."""
-    if valid is None:
-        return values.mean(dim=0)
-    w = _weights(values, valid)
-    return (values * w).sum(dim=0) / w.sum(dim=0).clamp_min(1.0)
+    def __init__(self, mode: str, *, output: str = "logits", activation: str = "auto", class_dim: int = 1,
+                 coords: bool = False):
+        allowed = COORD_MERGES if coords else CLASS_MERGES
+        if mode not in allowed:
+            kind = "coordinates" if coords else "class scores"
+            raise ValueError(f"merge {mode!r} does not apply to {kind}; use one of {', '.join(allowed)}")
+        if mode == "mean_logits" and output != "logits":
+            raise ValueError("merge 'mean_logits' needs a model that outputs logits (output='logits')")
+        self.mode, self.output, self.activation, self.class_dim, self.coords = mode, output, activation, class_dim, coords
+        self.acc: torch.Tensor | None = None
+        self.acc_q: torch.Tensor | None = None     # binary gmean: the complement's log-mean
+        self.weight: torch.Tensor | float = 0.0
+        self.views: list[torch.Tensor] = []        # median only
+        self.binary = False
+
+    def add(self, pred: torch.Tensor, valid: torch.Tensor | None = None) -> None:
+        pred = pred.float()
+        if self.coords:
+            if self.mode == "median":
+                self.views.append(pred)
+            else:
+                self.acc = pred.clone() if self.acc is None else self.acc.add_(pred)
+                self.weight += 1.0
+            return
+        w = None if valid is None else valid.to(pred.dtype).expand(pred.shape)
+        self.weight = self.weight + (1.0 if w is None else w)
+        if self.mode == "mean_logits":
+            self._sum(pred, w)
+            return
+        self.binary = self.activation == "sigmoid" or (self.activation == "auto" and pred.shape[self.class_dim] == 1)
+        probs = to_probs(pred, self.output, self.activation, self.class_dim)
+        if self.mode == "mean":
+            self._sum(probs, w)
+        elif self.mode == "gmean":
+            self._sum(probs.clamp_min(_EPS).log(), w)
+            if self.binary:
+                q = (1 - probs).clamp_min(_EPS).log()
+                q = q if w is None else q * w
+                self.acc_q = q if self.acc_q is None else self.acc_q.add_(q)
+        elif self.mode == "max":
+            if valid is not None:
+                probs = probs.masked_fill(~valid.expand(probs.shape), float("-inf"))
+            self.acc = probs if self.acc is None else torch.maximum(self.acc, probs)
+        else:   # vote: each view votes for its top class (binary: for p > 0.5)
+            if self.binary:
+                votes = (probs > 0.5).to(probs.dtype)
+            else:
+                top = probs.argmax(dim=self.class_dim, keepdim=True)
+                votes = torch.zeros_like(probs).scatter_(self.class_dim, top, 1.0)
+            self._sum(votes, w)
+
+    def _sum(self, value: torch.Tensor, w: torch.Tensor | None) -> None:
+        value = value if w is None else value * w
+        self.acc = value.clone() if self.acc is None else self.acc.add_(value)
+
+    def result(self) -> torch.Tensor:
+        if self.coords and self.mode == "median":
+            return torch.stack(self.views).median(dim=0).values
+        if self.acc is None:
+            raise ValueError("no predictions to merge")
+        if self.mode == "max":
+            return self.acc.clamp_min(0.0)
+        weight = self.weight.clamp_min(1.0) if isinstance(self.weight, torch.Tensor) else self.weight
+        mean = self.acc / weight
+        if self.mode == "gmean":
+            g = mean.exp()
+            if self.binary:
+                q = (self.acc_q / weight).exp()
+                return g / (g + q)
+            return g / g.sum(dim=self.class_dim, keepdim=True).clamp_min(_EPS)
+        return mean
 
 
 def merge(preds: torch.Tensor, mode: str, *, output: str = "logits", activation: str = "auto",
           class_dim: int = 1, valid: torch.Tensor | None = None) -> torch.Tensor:
-    """Merge `(V, B, ...)` class predictions into `(B, ...)` (see the module table)."""
-    if mode not in CLASS_MERGES:
-        raise ValueError(f"merge {mode!r} does not apply to class scores; use one of {', '.join(CLASS_MERGES)}")
-    if mode == "mean_logits":
-        if output != "logits":
-            raise ValueError("merge 'mean_logits' needs a model that outputs logits (output='logits')")
-        return weighted_mean(preds.float(), valid)
-    cdim = class_dim + 1                      # the view axis comes first
-    binary = activation == "sigmoid" or (activation == "auto" and preds.shape[cdim] == 1)
-    probs = to_probs(preds, output, activation, cdim)
-    if mode == "mean":
-        return weighted_mean(probs, valid)
-    if mode == "gmean":
-        g = weighted_mean(probs.clamp_min(_EPS).log(), valid).exp()
-        if binary:
-            q = weighted_mean((1 - probs).clamp_min(_EPS).log(), valid).exp()
-            return g / (g + q)
-        return g / g.sum(dim=class_dim, keepdim=True).clamp_min(_EPS)
-    if mode == "max":
-        if valid is not None:
-            probs = probs.masked_fill(~valid.expand(probs.shape), float("-inf"))
-        out = probs.max(dim=0).values
-        return out.clamp_min(0.0)             # never-seen entries: 0, as for the means
-    # vote: each view votes for its top class (binary: for p > 0.5); the result is the vote share
-    if binary:
-        votes = (probs > 0.5).to(probs.dtype)
-    else:
-        top = probs.argmax(dim=cdim, keepdim=True)
-        votes = torch.zeros_like(probs).scatter_(cdim, top, 1.0)
-    return weighted_mean(votes, valid)
+    """Merge stacked `(V, B, ...)` class predictions into `(B, ...)` (see the module table)."""
+    m = Merger(mode, output=output, activation=activation, class_dim=class_dim)
+    for i in range(preds.shape[0]):
+        m.add(preds[i], None if valid is None else valid[i])
+    return m.result()
 
 
 def merge_coords(preds: torch.Tensor, mode: str) -> torch.Tensor:
     """Merge `(V, B, N, D)` point or box predictions (already in the original frame)."""
-    if mode == "mean":
-        return preds.float().mean(dim=0)
-    if mode == "median":
-        return preds.float().median(dim=0).values
-    raise ValueError(f"merge {mode!r} does not apply to coordinates; use one of {', '.join(COORD_MERGES)}")
+    m = Merger(mode, coords=True)
+    for p in preds:
+        m.add(p)
+    return m.result()
 
 
-__all__ = ["MERGES", "CLASS_MERGES", "COORD_MERGES", "merge", "merge_coords", "entropy", "to_probs", "weighted_mean"]
+__all__ = ["MERGES", "CLASS_MERGES", "COORD_MERGES", "Merger", "merge", "merge_coords", "entropy", "to_probs"]

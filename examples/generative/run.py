@@ -2,7 +2,7 @@
 
     python examples/generative/run.py                      # tiny models, CPU, ~1 minute
     python examples/generative/run.py --model /models/sd-turbo --controlnet /models/sd-controlnet-seg \
-        --checkpoint runs/day2night --size 512 --steps 4 --device cuda
+        --checkpoint runs/day2night --size 512 --steps 4 --guidance 0 --device cuda
 
 It writes small photo folders (skimage), trains a day-to-night generator for one short epoch
 (unless --checkpoint is given), fills in gen.yaml / seg.yaml, runs them through
@@ -64,6 +64,7 @@ def main() -> None:
     ap.add_argument("--checkpoint", help="day-to-night generator (default: train one briefly here)")
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--guidance", type=float, default=7.5, help="guidance scale (0.0 for SD-Turbo)")
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
     work = Path(args.work).resolve()
@@ -86,7 +87,7 @@ def main() -> None:
         checkpoint = str(work / "runs" / "day2night")
         print(f"trained a small day-to-night generator in {time.perf_counter() - t:.1f} s -> {checkpoint}")
     values = dict(model=model, controlnet=controlnet, checkpoint=checkpoint, size=args.size, steps=args.steps,
-                  device=args.device)
+                  guidance=args.guidance, device=args.device)
     gen = Pipeline.from_yaml(fill("gen.yaml", work / "gen.yaml", **values))
     seg = Pipeline.from_yaml(fill("seg.yaml", work / "seg.yaml", **values))
 

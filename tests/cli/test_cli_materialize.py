@@ -98,17 +98,25 @@ def test_csv_and_jsonl_manifests_with_boxes_and_text(photos, tmp_path):
     rows = _manifest(tmp_path / "c")
     assert [(r["label_name"], r["fields"]["text"]) for r in rows] == [("cat", "a cat"), ("rocket", "a rocket")]
 
+    mask = np.zeros((80, 80), np.uint8)
+    mask[20:50, 10:40] = 1
+    Image.fromarray(mask).save(tmp_path / "mask.png")
     jsonl = tmp_path / "boxes.jsonl"
-    jsonl.write_text(json.dumps({"image": "photos/space/astronaut.png", "bboxes": [[10, 10, 50, 60]],
-                                 "labels": [3]}) + "\n")
+    jsonl.write_text(json.dumps({"image": "photos/space/astronaut.png", "mask": "mask.png",
+                                 "bboxes": [[10, 10, 50, 60]], "labels": [3]}) + "\n")
     (tmp_path / "photos").symlink_to(photos)          # paths are relative to the manifest's folder
-    run_cli("materialize", PIPELINES / "detection.yaml", "-i", jsonl, "-o", tmp_path / "j", "-k", "2",
-            "--manifest", "jsonl", check=True)
+    out = tmp_path / "j"
+    run_cli("materialize", PIPELINES / "detection.yaml", "-i", jsonl, "-o", out, "-k", "2", "--manifest", "jsonl",
+            check=True)
     pipe = Pipeline.from_yaml(PIPELINES / "detection.yaml")
-    sample = {"image": load_image(photos / "space" / "astronaut.png"), "bboxes": [[10, 10, 50, 60]], "labels": [3]}
-    for row in _manifest(tmp_path / "j"):
+    sample = {"image": load_image(photos / "space" / "astronaut.png"), "mask": mask, "bboxes": [[10, 10, 50, 60]],
+              "labels": [3]}
+    for row in _manifest(out):
         expected = pipe(sample, index=0, epoch=row["copy"])
         np.testing.assert_allclose(row["fields"]["bboxes"], expected["bboxes"], rtol=1e-6)
+        image_file, mask_file = row["files"]
+        assert mask_file == image_file.replace(".png", ".mask.png")
+        np.testing.assert_array_equal(np.asarray(Image.open(out / mask_file)), expected["mask"])
 
 
 def test_webdataset_shards_are_an_input(photos, tmp_path):

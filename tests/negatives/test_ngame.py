@@ -109,3 +109,18 @@ def test_embedding_rows_must_match_the_dataset(digits_embeddings):
         sampler.batches(0)
     with pytest.raises(ValueError, match="exactly one of embed_fn"):
         NGAMESampler()
+
+
+def test_clusters_do_not_depend_on_the_faiss_thread_count(digits_embeddings):
+    import faiss
+
+    emb, _ = digits_embeddings
+    before = faiss.omp_get_max_threads()
+    try:
+        faiss.omp_set_num_threads(1)
+        one = balanced_clusters(emb, 8, seed=5)
+        faiss.omp_set_num_threads(2)
+        two = balanced_clusters(emb, 8, seed=5)
+    finally:
+        faiss.omp_set_num_threads(before)
+    assert len(one) == len(two) and all(np.array_equal(a, b) for a, b in zip(one, two))

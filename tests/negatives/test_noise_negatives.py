@@ -19,10 +19,11 @@ def _image():
     return np.ascontiguousarray(data.astronaut()[40:136, 180:300])       # 96 x 120 RGB
 
 
-def test_bank_patches_come_from_flat_regions(noisy_frames):
+@pytest.mark.parametrize("stride", [None, 12])      # tiling windows, and overlapping ones (integral images)
+def test_bank_patches_come_from_flat_regions(noisy_frames, stride):
     for name, img in noisy_frames:
         gray = img @ LUMA
-        got = extract_noise(img, patch_size=32)
+        got = extract_noise(img, patch_size=32, stride=stride)
         assert len(got.noise) > 0, name
         for (y, x), noise in zip(got.origins, got.noise[:, 0]):
             window = gray[y:y + 32, x:x + 32]

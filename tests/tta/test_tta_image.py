@@ -218,3 +218,18 @@ def test_merge_that_does_not_fit_the_task_is_refused():
         TTA(_brightest, "hflip", task="keypoints", merge="vote")
     with pytest.raises(ValueError, match="needs output='logits'"):
         TTA(_tiny_cnn(), "hflip", merge="mean_logits", output="probs")
+
+
+def test_out_of_memory_halves_the_call_size_and_retries(photos):
+    model = _tiny_cnn()
+
+    def small_memory(x):
+        if x.shape[0] > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return model(x)
+
+    tta = TTA(small_memory, "flips")
+    merged = tta(torch.cat([photos, photos]))          # 6 images x 4 views = 24 rows
+    assert tta.max_batch == 3                          # 24 -> 12 -> 6 -> 3
+    assert torch.allclose(merged, TTA(model, "flips")(torch.cat([photos, photos])), atol=1e-6)
+    assert tta.last_report.model_inputs == 24 and tta.last_report.model_calls == 8
