@@ -82,7 +82,8 @@ def noise_op(bank_path: Path) -> str:
     from augflow import Pipeline
 
     img = np.ascontiguousarray(data.astronaut()[::2, ::2])             # 256 x 256 RGB
-    pipe = Pipeline.from_dict({"augflow": 1, "negatives": [{"noise_negatives": {"noise_bank": str(bank_path), "k": 2}}]})
+    pipe = Pipeline.from_dict({"augflow": 1,
+                               "negatives": [{"noise_negatives": {"noise_bank": str(bank_path), "k": 2}}]})
     gauss = A.GaussNoise(p=1.0)
     n = 50
     ours = best(lambda: [pipe({"image": img}, index=i) for i in range(n)]) / n

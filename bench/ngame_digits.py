@@ -2,10 +2,11 @@
 mini-batches vs NGAME mini-batches (`augflow.negatives.NGAMESampler`).
 
 Reports, mean ± std over seeds: the mean cosine similarity of in-batch negatives (the normalised
-32-d outputs of the batch's other clean items, in the space the loss compares: how hard they are), linear-probe accuracy of the
-frozen backbone (logistic regression on the 1257 train labels), retrieval accuracy (label of the
-nearest train item of each test item, cosine on backbone features), and the time of one epoch —
-for NGAME split into training and re-clustering (embedding the train set + faiss k-means).
+32-d outputs of the batch's other clean items, in the space the loss compares: how hard they are),
+linear-probe accuracy of the frozen backbone (logistic regression on the 1257 train labels),
+retrieval accuracy (label of the nearest train item of each test item, cosine on backbone
+features), and the time of one epoch — for NGAME split into training and re-clustering
+(embedding the train set + faiss k-means).
 
     python bench/ngame_digits.py                     # 2 variants x 3 seeds, ~1-2 min on 2 CPU cores
     python bench/ngame_digits.py --seeds 1 --epochs 10

@@ -37,7 +37,8 @@ def region_mask(sample: Sample, source: str, index: int, height: int, width: int
     value = sample[source]
     if kind == "bboxes":
         from augflow.generative.mask_conditioned import _to_pixels
-        box = _to_pixels(np.asarray(value, np.float32)[index:index + 1, :4], spec.format or "pascal_voc", height, width)[0]
+        rows = np.asarray(value, np.float32)[index:index + 1, :4]
+        box = _to_pixels(rows, spec.format or "pascal_voc", height, width)[0]
         x0, y0 = int(np.floor(max(box[0], 0))), int(np.floor(max(box[1], 0)))
         x1, y1 = int(np.ceil(min(box[2], width))), int(np.ceil(min(box[3], height)))
         out = np.zeros((height, width), bool)
@@ -162,8 +163,9 @@ class ImageNegatives(Op):
     def apply(self, sample: Sample, field: str, region: str, negatives: list[dict[str, Any]],
               model: dict[str, str] | None = None) -> Sample:
         if model and model.get("hash") not in (None, self.model_hash):
-            raise models.ModelError(f"op {self.name!r}: these parameters were recorded with model {model.get('path')!r} "
-                                    f"hashing to {model['hash']}; the directory now hashes to {self.model_hash}")
+            raise models.ModelError(f"op {self.name!r}: these parameters were recorded with model "
+                                    f"{model.get('path')!r} hashing to {model['hash']}; the directory now hashes to "
+                                    f"{self.model_hash}")
         image = sample[field]
         h, w = image.shape[:2]
         items = []

@@ -183,5 +183,6 @@ def register_words(attributes: dict[str, list[str]] | None = None, objects: dict
 
 
 __all__ = ["ATTRIBUTES", "OPPOSITES", "OBJECTS", "SPATIAL", "ACTIONS", "NUMBERS", "NUMBER_WORDS", "FUNCTION_WORDS",
-           "SYNONYMS", "synonyms", "pluralize", "singularize", "attribute_group", "object_group", "action_group", "number_value", "stem",
+           "SYNONYMS", "synonyms", "pluralize", "singularize", "attribute_group", "object_group", "action_group",
+           "number_value", "stem",
            "register_words"]

@@ -324,8 +324,8 @@ class NoiseNegatives(Op):
               negatives: list[dict[str, np.ndarray]]) -> Sample:
         noise_bank = self.bank
         if bank != noise_bank.fingerprint:
-            raise ValueError(f"op {self.name!r}: these parameters were drawn from a noise bank with fingerprint {bank}; "
-                             f"{self.params.noise_bank} now has {noise_bank.fingerprint}; replay with that bank")
+            raise ValueError(f"op {self.name!r}: these parameters were drawn from the noise bank {bank}; "
+                             f"{self.params.noise_bank} is now {noise_bank.fingerprint}; replay with that bank")
         image = sample[field]
         h, w = image.shape[:2]
         channels = 1 if image.ndim == 2 else image.shape[2]

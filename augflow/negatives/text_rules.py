@@ -87,8 +87,10 @@ def _attribute_edits(toks) -> list[dict]:
             (i, gi), (j, gj) = attrs[a], attrs[b]
             wi, wj = toks[i][2].lower(), toks[j][2].lower()
             if gi == gj and wi != wj:
-                spans = [(toks[i][0], toks[i][1], _cased(wj, toks[i][2])), (toks[j][0], toks[j][1], _cased(wi, toks[j][2]))]
-                out.append(_edit("attribute", "swap", f"attribute-swap:{i}:{j}", spans, f"{wi} ... {wj}", f"{wj} ... {wi}"))
+                spans = [(toks[i][0], toks[i][1], _cased(wj, toks[i][2])),
+                         (toks[j][0], toks[j][1], _cased(wi, toks[j][2]))]
+                out.append(_edit("attribute", "swap", f"attribute-swap:{i}:{j}", spans, f"{wi} ... {wj}",
+                                 f"{wj} ... {wi}"))
     return out
 
 
@@ -181,7 +183,8 @@ def _count_edits(toks) -> list[dict]:
             spans = [(toks[i][0], toks[i][1], _cased(new_word, toks[i][2]))]
             lemma = lx.singularize(low[j]) if noun[1] else low[j]
             if (old_value == 1) != (new_value == 1):      # inflect the noun and its verb
-                spans.append((toks[j][0], toks[j][1], _cased(lx.pluralize(lemma) if new_value > 1 else lemma, toks[j][2])))
+                noun_form = lx.pluralize(lemma) if new_value > 1 else lemma
+                spans.append((toks[j][0], toks[j][1], _cased(noun_form, toks[j][2])))
                 if j + 1 < len(toks) and low[j + 1] in ("is", "are", "was", "were"):
                     verb = {"is": "are", "are": "is", "was": "were", "were": "was"}[low[j + 1]]
                     spans.append((toks[j + 1][0], toks[j + 1][1], _cased(verb, toks[j + 1][2])))

@@ -79,7 +79,8 @@ def test_positive_gets_the_recorded_bank_noise(noise_bank_path):
     out = _pipe(noise_bank_path, k=1, strength=1.0)({"image": img}, index=0)
     params = out.provenance[0].params
     used = out["negatives"][0]["info"]["noise"]
-    assert used["tiles"] == params["tiles"]["__ndarray__"] and used["bank"] == load_noise_bank(noise_bank_path).fingerprint
+    assert used["tiles"] == params["tiles"]["__ndarray__"]
+    assert used["bank"] == load_noise_bank(noise_bank_path).fingerprint
     noise = noise_field(load_noise_bank(noise_bank_path), np.array(used["tiles"]), used["frame"], 96, 120, 3)
     expected = np.clip(np.round((img / 255.0 + noise) * 255), 0, 255)
     assert np.abs(out["image"].astype(int) - expected).max() <= 1        # float32 rounding
@@ -107,7 +108,8 @@ def test_only_shuffling_still_changes_the_noise(noise_bank_path):
 
 def test_rearrange_cells_rotates_flips_and_moves_cells():
     noise = np.arange(4 * 4, dtype=np.float32).reshape(4, 4, 1)
-    out = rearrange_cells(noise, 2, rot=np.array([1, 0, 0, 0]), flip=np.array([0, 1, 2, 0]), perm=np.array([3, 1, 2, 0]))
+    out = rearrange_cells(noise, 2, rot=np.array([1, 0, 0, 0]), flip=np.array([0, 1, 2, 0]),
+                          perm=np.array([3, 1, 2, 0]))
     cells = [noise[:2, :2], noise[:2, 2:], noise[2:, :2], noise[2:, 2:]]
     assert np.array_equal(out[2:, 2:], np.rot90(cells[0]))                # cell 0 rotated, moved to slot 3
     assert np.array_equal(out[:2, 2:], cells[1][:, ::-1])                  # cell 1 flipped left-right
@@ -134,5 +136,6 @@ def test_replay_with_another_bank_is_refused(noise_bank_path, tmp_path, noisy_fr
 def test_missing_bank_is_reported_at_load(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("augflow: 1\nnegatives:\n  - noise_negatives: {noise_bank: nowhere.npz}\n")
-    with pytest.raises(PipelineConfigError, match=r"p.yaml:3:.*noise_negatives.*noise bank 'nowhere.npz' does not exist"):
+    with pytest.raises(PipelineConfigError,
+                       match=r"p.yaml:3:.*noise_negatives.*noise bank 'nowhere.npz' does not exist"):
         Pipeline.from_yaml(path)

@@ -16,10 +16,12 @@ CAPTIONS = [
     "A red car parked next to a white house.", "two dogs playing on the grass", "a cat sitting on a table",
     "a man riding a horse on the beach", "A small dog chasing a large cat", "an old woman holding an umbrella",
     "three birds are on a wire", "a sunset over the mountains", "a plate of food on a wooden table",
-    "a boy throwing a frisbee in the park", "a black and white cat sleeping on a couch", "a bus driving down the street",
+    "a boy throwing a frisbee in the park", "a black and white cat sleeping on a couch",
+    "a bus driving down the street",
     "two giraffes standing in a field", "a young girl eating a slice of pizza", "a laptop on a desk next to a cup",
     "a woman in a red dress walking a dog", "an elephant walking through the water", "a clock on a brick wall",
-    "four people sitting around a table", "a surfer riding a wave in the ocean", "a green bicycle leaning against a fence",
+    "four people sitting around a table", "a surfer riding a wave in the ocean",
+    "a green bicycle leaning against a fence",
     "a bowl of soup with a spoon", "a train on the tracks near a station", "a yellow kite flying in the blue sky",
     "a man holding a baby in a kitchen", "a stop sign on a street corner", "a teddy bear sitting on a bed",
     "a skateboarder jumping over a bench", "a cow standing in the snow", "a pizza with cheese on a plate",
@@ -71,7 +73,8 @@ def test_each_rule_edit_changes_its_named_slot():
     ("a cat on a table", "a dog on a table", "attribute", "no attribute word"),
     ("three birds on a wire", "3 birds on a wire", "count", "no number changed"),
     ("a red car next to a house", "five white houses on a red car", "count", "besides the number"),
-    ("a man riding a horse", "a woman riding a camel on the beach at sunset with friends", "object", "more than one slot"),
+    ("a man riding a horse", "a woman riding a camel on the beach at sunset with friends", "object",
+     "more than one slot"),
     ("a cat on a table", "a cat", "relation", "deleted"),
     ("a dog and a cat", "a cat and a dog", "count", "word order"),
 ])
@@ -100,7 +103,8 @@ def test_rule_based_negatives_on_many_captions(embedder_available):
 
 def test_pipeline_negatives_are_reproducible_and_replay(embedder_available):
     pipe = Pipeline.from_dict({"augflow": 1, "fields": {"caption": "text"},
-                               "negatives": [{"text_negatives": {"k": 3, "kinds": ["attribute", "relation", "count"]}}]})
+                               "negatives": [{"text_negatives": {"k": 3,
+                                                                 "kinds": ["attribute", "relation", "count"]}}]})
     sample = {"caption": "a small dog chasing two red balls on the grass"}
     a, b = pipe(sample, index=4), pipe(sample, index=4)
     assert [n["value"] for n in a["negatives"]] == [n["value"] for n in b["negatives"]]
