@@ -117,15 +117,29 @@ def kornia_loader(paths):
 
 
 def dali_native(paths):
+    """DALI's own ImageNet recipe: decoders.image_random_crop, resize, random colour, CMN with a coin flip.
+
+    Files come through a per-sample external_source that ends the epoch (a fn.readers.file reader
+    streams on past the epoch in DALI's threads, which would bill its work to the next arm).
+    """
+    import math
+
     import nvidia.dali.fn as fn
     import nvidia.dali.types as types
     from nvidia.dali import pipeline_def
     from nvidia.dali.plugin.base_iterator import LastBatchPolicy
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
+    padded = math.ceil(len(paths) / BATCH) * BATCH
+
+    def source(info):
+        if info.idx_in_epoch >= padded:
+            raise StopIteration
+        return np.fromfile(paths[min(info.idx_in_epoch, len(paths) - 1)], dtype=np.uint8)
+
     @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None, seed=0, prefetch_queue_depth=1)
     def graph():
-        jpegs, _ = fn.readers.file(files=list(paths), name="reader")
+        jpegs = fn.external_source(source=source, batch=False)
         images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB,
                                                random_area=[0.08, 1.0], random_aspect_ratio=[0.75, 1.333])
         images = fn.resize(images, resize_x=224, resize_y=224)
@@ -138,8 +152,11 @@ def dali_native(paths):
 
     pipe = graph()
     pipe.build()
-    it = DALIGenericIterator(pipe, ["image"], reader_name="reader", last_batch_policy=LastBatchPolicy.PARTIAL,
-                             prepare_first_batch=False)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        it = DALIGenericIterator(pipe, ["image"], size=len(paths), last_batch_policy=LastBatchPolicy.PARTIAL,
+                                 auto_reset=False, prepare_first_batch=False)
 
     class Loader:
         """Reset at the start of each epoch, so DALI's prefetch falls inside the timed epoch."""

@@ -29,7 +29,8 @@ TTA_SETTINGS = {
     "shifts (5 views)": {"augflow": 1, "tta": [{"shift": {"offsets": SHIFTS}}]},
     "rotations (3 views)": {"augflow": 1, "tta": [{"rotate": {"angles": [0, -15, 15]}}]},
     "rotations + shifts (7 views, union)": {"augflow": 1, "combine": "union",
-                                            "tta": [{"rotate": {"angles": [0, -15, 15]}}, {"shift": {"offsets": SHIFTS}}]},
+                                            "tta": [{"rotate": {"angles": [0, -15, 15]}},
+                                                    {"shift": {"offsets": SHIFTS}}]},
     "rotations x shifts (15 views)": {"augflow": 1, "tta": [{"rotate": {"angles": [0, -15, 15]}},
                                                            {"shift": {"offsets": SHIFTS}}]},
 }
@@ -54,7 +55,8 @@ def train_augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     n = len(x)
     a = (torch.rand(n, generator=gen) * 30 - 15) * torch.pi / 180
     t = (torch.randint(-2, 3, (n, 2), generator=gen).float() * 2 / SIZE)
-    theta = torch.stack([torch.stack([a.cos(), -a.sin(), -t[:, 0]], 1), torch.stack([a.sin(), a.cos(), -t[:, 1]], 1)], 1)
+    theta = torch.stack([torch.stack([a.cos(), -a.sin(), -t[:, 0]], 1),
+                         torch.stack([a.sin(), a.cos(), -t[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 

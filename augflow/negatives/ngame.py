@@ -155,9 +155,11 @@ class NGAMESampler(Sampler[list[int]]):
 
     Give `embed_fn` (called with no argument, or with the epoch if it takes one, at each refresh;
     returns an (N, D) array or tensor from the current encoder) or a precomputed `embeddings`
-    matrix. `batch_size` defaults to `clusters_per_batch * cluster_size`; `pipe.compile(...,
-    batch_sampler=...)` fills `batch_size` and the dataset length through `configure`. Call
-    `set_epoch(e)` before each epoch; batches are then a pure function of (embeddings, seed, e).
+    matrix. `batch_size` is the most items per batch (or give `clusters_per_batch`); unset, the
+    loader's batch size is filled in through `configure` (as `pipe.compile(..., batch_sampler=...)`
+    does), else 4 clusters. Batches hold whole clusters, so they may fall a few items short of
+    `batch_size`. Call `set_epoch(e)` before each epoch; batches are then a pure function of
+    (embeddings, seed, e). One process: a distributed run needs its own split of the batches.
     """
 
     def __init__(self, embed_fn: Callable[..., Any] | None = None, *, embeddings: Any = None,

@@ -199,10 +199,14 @@ def build_tta(data: Any, filename: str = "<tta>") -> TTAConfig:
     if combine not in ("product", "union"):
         add(f"'combine' must be 'product' or 'union', got {combine!r}", _pos(data, "combine"))
     seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        add(f"'seed' (of the random draws) must be a non-negative integer, got {seed!r}", _pos(data, "seed"))
+        seed = 0
     items_data = data.get("tta")
     items: list[TTAItem] = []
     if not isinstance(items_data, list) or not items_data:
-        add("a TTA file needs a non-empty 'tta' list of transforms, e.g. '- horizontal_flip'", _pos(data, "tta") or (1, 1))
+        add("a TTA file needs a non-empty 'tta' list of transforms, e.g. '- horizontal_flip'",
+            _pos(data, "tta") or (1, 1))
     else:
         for i, entry in enumerate(items_data):
             item = _item(entry, f"tta[{i}]", _pos(items_data, i), filename, seed, add)

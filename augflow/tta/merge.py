@@ -62,7 +62,8 @@ class Merger:
             raise ValueError(f"merge {mode!r} does not apply to {kind}; use one of {', '.join(allowed)}")
         if mode == "mean_logits" and output != "logits":
             raise ValueError("merge 'mean_logits' needs a model that outputs logits (output='logits')")
-        self.mode, self.output, self.activation, self.class_dim, self.coords = mode, output, activation, class_dim, coords
+        self.mode, self.output, self.activation = mode, output, activation
+        self.class_dim, self.coords = class_dim, coords
         self.acc: torch.Tensor | None = None
         self.acc_q: torch.Tensor | None = None     # binary gmean: the complement's log-mean
         self.weight: torch.Tensor | float = 0.0

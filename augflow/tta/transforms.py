@@ -412,7 +412,7 @@ for _cls in (HorizontalFlip, VerticalFlip, Rot90, Scale, Shift, PadCrop, Rotate,
 
 
 def invertible_names() -> list[str]:
-    return [n for n, c in TRANSFORMS.items() if c.invertible and c.name == n]
+    return [n for n, c in TRANSFORMS.items() if c.invertible and c.geometric and c.name == n]
 
 
 __all__ = ["TTATransform", "TRANSFORMS", "invertible_names", "translate", "translate_back", "resize",

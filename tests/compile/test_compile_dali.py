@@ -31,6 +31,7 @@ def test_dali_loader_runs_epochs_with_labels_partial_batches_and_a_batch_stage(j
         assert b0["image"].shape == (5, 3, 32, 32) and b0["image"].dtype == torch.float32
         assert b0["label"].shape == (5, 3)                     # mixed soft labels over 3 class folders
     assert not torch.equal(seen[0][0], seen[1][0])             # reshuffled per epoch
+    loader.close()
 
 
 def test_dali_epoch_is_reproducible(jpeg_paths):
@@ -39,3 +40,4 @@ def test_dali_epoch_is_reproducible(jpeg_paths):
     first = next(iter(loader))["image"]
     loader.set_epoch(0)
     assert torch.equal(next(iter(loader))["image"], first)
+    loader.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import torch
 import torch.distributed as dist
@@ -26,10 +27,18 @@ def _rank_main(rank: int, world: int, paths: list[str], port: str, out: str) -> 
         dist.destroy_process_group()
 
 
+def _free_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return str(s.getsockname()[1])
+
+
 def test_two_gloo_ranks_shard_and_match_single_process(jpeg_paths, tmp_path):
     paths = jpeg_paths[:6]
-    port = str(29500 + os.getpid() % 1000)
-    mp.start_processes(_rank_main, args=(2, paths, port, str(tmp_path / "out")), nprocs=2, start_method="fork")
+    # spawn, not fork: other tests in this process may have started threads (DALI, torch) that a
+    # forked child would inherit mid-lock
+    mp.start_processes(_rank_main, args=(2, paths, _free_port(), str(tmp_path / "out")), nprocs=2,
+                       start_method="spawn")
     results = [torch.load(tmp_path / f"out.{r}") for r in (0, 1)]
     assert [(r["rank"], r["world"]) for r in results] == [(0, 2), (1, 2)]
     assert not set(results[0]["samples"]) & set(results[1]["samples"])

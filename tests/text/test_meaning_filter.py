@@ -17,7 +17,8 @@ def test_package_name_resolves_to_its_bundled_model_directory():
 def test_paraphrase_is_kept_and_an_unrelated_sentence_is_dropped():
     f = MeaningFilter(threshold=0.6)
     original = "the movie was really great and I loved the actors"
-    keep = f.keep([original], [["The film was excellent and the cast was wonderful.", "My train was late this morning."]])
+    candidates = ["The film was excellent and the cast was wonderful.", "My train was late this morning."]
+    keep = f.keep([original], [candidates])
     assert keep == [[True, False]]
 
 

@@ -88,8 +88,9 @@ def test_unreachable_server_falls_back(caplog):
 
 
 def test_api_key_comes_from_the_named_environment_variable(monkeypatch):
+    backend = {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "AUGFLOW_TEST_KEY"}
     with pytest.raises(ValueError, match="'AUGFLOW_TEST_KEY' .* is not set"):
-        Rewriter({"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "AUGFLOW_TEST_KEY"})
+        Rewriter(backend)
     monkeypatch.setenv("AUGFLOW_TEST_KEY", "sk-test")
-    rw = Rewriter({"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "AUGFLOW_TEST_KEY"})
+    rw = Rewriter(backend)
     assert rw.backend.client.headers["authorization"] == "Bearer sk-test"

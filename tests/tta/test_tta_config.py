@@ -18,15 +18,17 @@ def test_shipped_tta_pipelines_load_with_their_view_counts():
 
 
 def test_product_and_union_combine_variants():
-    product = load_tta({"augflow": 1, "tta": ["horizontal_flip", "vertical_flip", {"rot90": {"k": [0, 1]}}]})
-    union = load_tta({"augflow": 1, "combine": "union", "tta": ["horizontal_flip", "vertical_flip", {"rot90": {"k": [0, 1]}}]})
+    items = ["horizontal_flip", "vertical_flip", {"rot90": {"k": [0, 1]}}]
+    product = load_tta({"augflow": 1, "tta": items})
+    union = load_tta({"augflow": 1, "combine": "union", "tta": items})
     assert len(product.variants()) == 8
     assert len(union.variants()) == 4          # original, hflip, vflip, rot90
     assert product.variants()[0] == () and union.variants()[0] == ()
 
 
 def test_non_invertible_op_for_a_dense_task_is_named_with_its_position(tmp_path):
-    path = _write(tmp_path, "augflow: 1\ntask: segmentation\ntta:\n  - horizontal_flip\n  - rotate: {angles: [0, 10]}\n")
+    path = _write(tmp_path, "augflow: 1\ntask: segmentation\ntta:\n"
+                            "  - horizontal_flip\n  - rotate: {angles: [0, 10]}\n")
     with pytest.raises(PipelineConfigError) as err:
         load_tta(path)
     message = str(err.value)

@@ -204,7 +204,8 @@ def test_runs_on_the_models_device(photos):
 
 def test_random_augflow_ops_are_seeded_by_content(photos):
     model = _tiny_cnn()
-    spec = {"augflow": 1, "tta": [{"random": {"draws": 3, "ops": [{"albumentations.GaussianBlur": {"blur_limit": [3, 7]}}]}}]}
+    blur = {"albumentations.GaussianBlur": {"blur_limit": [3, 7]}}
+    spec = {"augflow": 1, "tta": [{"random": {"draws": 3, "ops": [blur]}}]}
     tta = TTA(model, spec)
     first = tta(photos, return_all=True)
     again = tta(photos[[2, 0, 1]], return_all=True)   # another order: each image gets the same views

@@ -29,7 +29,8 @@ def test_classification_mean_of_logits_equals_ttach(photo_batch, preset, referen
     model = _net(5, pool=True)
     ours = TTA(model, preset, merge="mean_logits")(photo_batch)
     with torch.no_grad():
-        theirs = ttach.ClassificationTTAWrapper(model, getattr(ttach.aliases, reference)(), merge_mode="mean")(photo_batch)
+        wrapper = ttach.ClassificationTTAWrapper(model, getattr(ttach.aliases, reference)(), merge_mode="mean")
+        theirs = wrapper(photo_batch)
     assert torch.allclose(ours, theirs, atol=1e-5)
 
 

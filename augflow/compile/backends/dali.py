@@ -279,6 +279,10 @@ class DaliLoader:
             yield self.batch_stage(batch)
         self._unfinished = False
 
+    def close(self) -> None:
+        """Stop DALI's threads now (they otherwise live until the pipeline is garbage-collected)."""
+        self._iterator, self._epochs, self._unfinished = None, [], False
+
     def __len__(self) -> int:
         n, bs = len(self.sampler), self.plan.options.batch_size
         return n // bs if self.plan.options.drop_last else math.ceil(n / bs)
