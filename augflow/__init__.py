@@ -20,6 +20,15 @@ from augflow.sample import FieldSpec, Provenance, ProvenanceEntry, Sample  # noq
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str):
+    # Heavier entry points load on first use, so `import augflow` stays light.
+    if name == "TTA":
+        from augflow.tta import TTA
+
+        return TTA
+    raise AttributeError(f"module 'augflow' has no attribute {name!r}")
+
+
 def json_schema() -> dict:
     """JSON Schema of the pipeline format, generated from the op registry (for editors)."""
     from augflow.config.jsonschema import pipeline_json_schema
@@ -27,5 +36,5 @@ def json_schema() -> dict:
     return pipeline_json_schema()
 
 
-__all__ = ["Pipeline", "Sample", "Provenance", "ProvenanceEntry", "FieldSpec", "Op", "Schema", "register", "ops",
+__all__ = ["TTA", "Pipeline", "Sample", "Provenance", "ProvenanceEntry", "FieldSpec", "Op", "Schema", "register", "ops",
            "json_schema", "PipelineConfigError", "SampleError", "UnknownOpError", "__version__"]

@@ -104,6 +104,12 @@ class Rewriter:
             pos = getattr(data, "pos", (1, 1))
             raise PipelineConfigError([ConfigIssue("a rewriter file needs a 'rewriter:' mapping with at least "
                                                    "'backend'", filename, *pos)])
+        unknown = [k for k in data if k not in ("augflow", "name", "description", "rewriter")]
+        if unknown:
+            pos = data.key_pos.get(unknown[0]) if isinstance(data, LocatedDict) else None
+            raise PipelineConfigError([ConfigIssue(f"unknown top-level key {unknown[0]!r} in a rewriter file "
+                                                   "(allowed: augflow, name, description, rewriter)", filename,
+                                                   *(pos or (None, None)))])
         try:
             spec = RewriterSpec(**dict(section))
         except ValidationError as exc:
