@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Optional
 
 import typer
@@ -43,7 +44,7 @@ def ops(
             typer.echo("\n" + spec.doc.split("\n\n")[0].strip() + "\n")
         print_table(["parameter", "type", "default", "allowed", "description"],
                     [[p["name"], p["type"], "(required)" if p["required"] else json.dumps(p["default"], default=str),
-                      " ".join(p["constraints"]), p["description"]] for p in spec.params_info()],
+                      _constraints(p["constraints"]), p["description"]] for p in spec.params_info()],
                     title=f"parameters of {spec.name}")
         return
     rows = augflow.ops(family) if family else augflow.ops()
@@ -57,6 +58,22 @@ def ops(
                 [[r["name"] + (f" ({', '.join(r['aliases'])})" if r["aliases"] else ""), r["family"],
                   ",".join(r["backends"]), ",".join(r["targets"]), _first_line(r["doc"])] for r in rows],
                 title=f"{len(rows)} ops (`augflow ops NAME` for parameters)")
+
+
+_BOUNDS = {"Ge": ">=", "Gt": ">", "Le": "<=", "Lt": "<", "MinLen": "length >=", "MaxLen": "length <=",
+           "MultipleOf": "multiple of"}
+
+
+def _constraints(items: list[str]) -> str:
+    """`Ge(ge=0.0)` -> `>= 0.0`; validator functions (no readable form) are left out."""
+    out = []
+    for text in items:
+        match = re.fullmatch(r"(\w+)\(\w+=(.+)\)", text)
+        if match and match.group(1) in _BOUNDS:
+            out.append(f"{_BOUNDS[match.group(1)]} {match.group(2)}")
+        elif "<function" not in text and "Validator(" not in text:
+            out.append(text)
+    return ", ".join(out)
 
 
 def _first_line(doc: str) -> str:

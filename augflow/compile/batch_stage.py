@@ -9,14 +9,14 @@ each op is one kernel call over the whole batch with a list of per-element param
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import torch
 
 from augflow import seeding
 from augflow.compile.fused import draw_affine, proxy
-from augflow.compile.plan import AffineGroup, FusedNormalize, Item, OpItem, Plan
+from augflow.compile.plan import AffineGroup, FusedNormalize, Item, Plan
 from augflow.compile.sample_stage import EPOCH_KEY, INDEX_KEY
 from augflow.ops.batch import geometry as geo
 from augflow.ops.batch.kernels import BatchContext, apply_geos, kernel_for, normalize_tensor, to_float
@@ -172,6 +172,3 @@ def to_device(batch: Any, device: torch.device) -> Any:
         return [to_device(v, device) for v in batch]
     return batch
 
-
-def items_need_kernels(items: Iterable[Item]) -> bool:
-    return any(isinstance(i, (OpItem, AffineGroup)) for i in items)

@@ -1,10 +1,9 @@
 """Decoding in compiled loaders: JPEGs through libjpeg-turbo (simplejpeg), at a reduced size on request.
 
 Chosen by measurement (bench/decode_reduced.py, results in bench/results/compile.md): on one
-core simplejpeg decodes full-size JPEGs fastest (2400 px: ~1.6x OpenCV, ~3.5x Pillow), and at
-reduced scales it is on par with OpenCV's IMREAD_REDUCED_* and Pillow's `draft`, while it alone
-can decode at any n/8 scale (`min_width`/`min_height`), so a crop is decoded at exactly the
-smallest scale that still downsamples. Inputs it cannot take (not JPEG, CMYK, EXIF-rotated,
+core simplejpeg decodes full-size JPEGs fastest (2400 px: ~2x OpenCV, ~4.5x Pillow), and at 1/2,
+1/4, 1/8 it is on par with OpenCV's IMREAD_REDUCED_* and Pillow's `draft` (each wins some cells),
+with one call for every scale (`min_width`/`min_height`). Inputs it cannot take (not JPEG, CMYK, EXIF-rotated,
 16-bit) go through `augflow.io.decode.load_image` (or Pillow when that module is absent).
 """
 

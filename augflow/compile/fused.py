@@ -20,9 +20,6 @@ from augflow.ops.batch import geometry as geo
 from augflow.params_codec import from_jsonable, to_jsonable
 from augflow.sample import FieldSpec, ProvenanceEntry, Sample
 
-_STUB = np.zeros((1, 1, 1), dtype=np.uint8)
-
-
 def stub_image(hw: tuple[int, int], channels: int = 3, dtype: Any = np.uint8) -> np.ndarray:
     """A zero-stride array of the given shape: lets ops draw shape-dependent params without pixels."""
     return np.broadcast_to(np.zeros((1, 1, 1), dtype=dtype), (int(hw[0]), int(hw[1]), int(channels)))

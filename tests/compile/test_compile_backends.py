@@ -14,7 +14,6 @@ kornia 0.94 / 2.4, dali 0.87 / 2.0).
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -117,3 +117,12 @@ def test_exif_rotated_jpeg_comes_out_upright(tmp_path, astronaut, ops):
     Image.fromarray(np.ascontiguousarray(astronaut[:64])).save(path, exif=exif.tobytes())   # 64 x 128 stored
     pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": ops})
     assert next(iter(pipe.compile([str(path)], batch_size=1)))["image"].shape == (1, 3, 128, 64)
+
+
+def test_two_view_pipeline_gives_a_batch_per_view(jpeg_paths):
+    """SimCLR-style `views: 2`: each view collated on its own, each sample's views differ."""
+    pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [
+        {"views": 2}, {"random_resized_crop": {"size": [32, 32]}}, {"horizontal_flip": {}}]})
+    batch = next(iter(pipe.compile(jpeg_paths[:3], batch_size=3)))
+    assert batch["view0"]["image"].shape == batch["view1"]["image"].shape == (3, 3, 32, 32)
+    assert not torch.equal(batch["view0"]["image"], batch["view1"]["image"])

@@ -1,7 +1,8 @@
 """Reduced decode: when the first op is geometric and only downscales, decode the JPEG smaller.
 
-libjpeg-turbo can decode at n/8 of the full size for little more than the entropy decode; a
-RandomResizedCrop to 224 of a 2400 px photograph rarely needs more than a quarter of the pixels.
+libjpeg-turbo can decode at 1/2, 1/4 or 1/8 of the full size for little more than the entropy
+decode; a RandomResizedCrop to 224 of a 2400 px photograph rarely needs more than a quarter of the
+pixels. (Its other n/8 scales decode slower than full size here, so they are not used.)
 The first item (a fused affine group, or a lone geometric op wrapped into one) draws its
 parameters on the full-size header first, so the generator is consumed as before; then the image
 is decoded at the smallest scale at which the composed matrix still downsamples by 2 or more, and
@@ -38,7 +39,7 @@ def reduce_decode(plan: Plan) -> Plan:
     items[0] = group
     names = ", ".join(s.name for s in group.steps)
     decode = replace(plan.decode, decoder=DECODER, reduce=True,
-                     note=f"JPEGs decoded at the smallest n/8 scale at which [{names}] still downsamples 2x or more")
+                     note=f"JPEGs decoded at 1/2, 1/4 or 1/8 where [{names}] still downsamples from there")
     plan = plan.replace(sample=replace(plan.sample, items=items), decode=decode)
     return plan.with_log("reduced_decode", f"reduced_decode: first item [{names}] decides the JPEG decode scale "
                                            f"({DECODER})")

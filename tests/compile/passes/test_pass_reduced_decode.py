@@ -1,4 +1,4 @@
-"""Reduced decode: JPEGs decoded at a reduced n/8 scale when the first group only downscales.
+"""Reduced decode: JPEGs decoded at a reduced 1/2, 1/4 or 1/8 scale when the first group only downscales.
 
 The same parameters, a different resampling: DCT-domain downscaling is a box filter, so a
 reduced decode aliases *less* than a bilinear warp of the full image. The reference is therefore
@@ -20,7 +20,7 @@ from augflow.compile.sample_stage import SampleStage
 PIPE = {"augflow": 1, "name": "reduce", "seed": 2, "sample": [
     {"random_resized_crop": {"size": [64, 64], "scale": [0.2, 1.0]}}, {"horizontal_flip": {}}]}
 
-pytestmark = pytest.mark.skipif(decoding.simplejpeg is None, reason="simplejpeg is what decodes at n/8 scales")
+pytestmark = pytest.mark.skipif(decoding.simplejpeg is None, reason="simplejpeg is the reduced-scale decoder")
 
 
 def area_reference(pipe, path: str, index: int) -> np.ndarray:
