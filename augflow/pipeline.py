@@ -89,21 +89,30 @@ class Pipeline:
                                                          "content_key": key}
 
     def __call__(self, sample: Mapping[str, Any], seed: int | None = None, *, index: int | None = None,
-                 epoch: int | None = None) -> Sample:
-        """Augment one sample. Give `seed`, or `index` (and `epoch`), for reproducible outputs."""
+                 epoch: int | None = None, offline: bool = False) -> Sample:
+        """Augment one sample. Give `seed`, or `index` (and `epoch`), for reproducible outputs.
+
+        `offline=True` (what `augflow materialize` uses) then runs the `offline:` section on the
+        result, on each view when there are views, drawing from the same generator after every
+        sample-stage draw: the sample-stage output is the one a training loader gets (which never
+        runs `offline:`), and the offline ops are recorded in provenance, so `replay` redoes both.
+        """
         seed_seq, seed_info = self.seed_for(sample, seed, index, epoch)
         rng = seeding.generator(seed_seq)
         base, squeezed = self.prepare(sample)
         base.seed = seed_info
         base = run_steps(self._shared_steps(), base, rng)
         base = run_steps(self.spec.negatives, base, rng)   # `negatives:` section: after shared ops, before views
+        offline_steps = self.spec.offline if offline else []
         views = self._view_steps()
         if not views:
-            return _restore_gray(base, squeezed)
+            return _restore_gray(run_steps(offline_steps, base, rng), squeezed)
         outs = {}
         for vname, steps in views.items():
             start = Sample(base, base.specs, Provenance(), base.seed)
             outs[vname] = run_steps(steps, start, rng, view=vname)
+        for vname in outs:   # after every view's sample ops: those draws stay the loader's
+            outs[vname] = run_steps(offline_steps, outs[vname], rng, view=vname)
         return _assemble_views(base, outs, squeezed)
 
     def replay(self, sample: Mapping[str, Any], provenance: Provenance | Iterable | str) -> Sample:

@@ -3,7 +3,8 @@
 - reduced_decode: sample stage (decode + random_resized_crop 224 + flip) on large (2400x1800) and
   ImageNet-size (500x375) JPEGs, with affine fusion on in both arms.
 - affine_fusion: sample stage on decoded 500x375 arrays (no decode in the timing), for
-  crop + flip (the ImageNet case) and affine(rotate, scale) + crop + flip.
+  affine(rotate, scale) + crop + flip (fused by the pass), and crop + flip forced into one group
+  (the pass leaves it apart: one resampling op and a flip save nothing).
 - normalize_fusion: the whole loader (ImageNet pipeline, one worker process, batches of 32), where
   moving normalize out of the worker saves float32 work and 4x the bytes through IPC.
 
@@ -38,6 +39,14 @@ CROP_FLIP = [{"random_resized_crop": {"size": [224, 224], "scale": [0.08, 1.0]}}
 AFFINE_CROP_FLIP = [{"affine": {"rotate": [-20, 20], "scale": [0.9, 1.1]}}] + CROP_FLIP
 IMAGENET = CROP_FLIP + [{"color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "p": 0.8}},
                         {"normalize": {}}, {"to_tensor": {}}]
+
+
+def force_group(plan):
+    """All sample ops as one affine group, whether the pass would group them or not."""
+    from dataclasses import replace
+
+    from augflow.compile.plan import AffineGroup
+    return plan.replace(sample=replace(plan.sample, items=[AffineGroup([i.step for i in plan.sample.items])]))
 
 
 def pipe(ops: list) -> augflow.Pipeline:
@@ -86,9 +95,10 @@ def main() -> None:
                             lambda st: stage_rate(st, records), args.rounds))
         print(rows[-1], flush=True)
     arrays = [{"image": decode(p)} for p in jpeg_set("imagenet", 96)]
-    for name, ops in (("crop+flip", CROP_FLIP), ("affine+crop+flip", AFFINE_CROP_FLIP)):
+    for name, ops, fuse in (("affine+crop+flip", AFFINE_CROP_FLIP, "affine_fusion"),
+                            ("crop+flip (forced group)", CROP_FLIP, force_group)):
         p = pipe(ops)
-        arms = {"off": SampleStage(make_plan(p, passes=())), "on": SampleStage(make_plan(p, passes=["affine_fusion"]))}
+        arms = {"off": SampleStage(make_plan(p, passes=())), "on": SampleStage(make_plan(p, passes=[fuse]))}
         rows.append(compare(f"affine_fusion, {name}, decoded 500x375", arms, lambda st: stage_rate(st, arrays),
                             args.rounds))
         print(rows[-1], flush=True)

@@ -66,6 +66,10 @@ def materialize(
 ) -> None:
     """Augment every input K times and write the outputs plus a manifest (one row per output).
 
+    Each output is the `sample:` stage followed by the pipeline's `offline:` ops (generative ops
+    that training loaders skip); generated images are cached under OUTPUT/.augflow/cache unless
+    AUGFLOW_CACHE_DIR names another folder.
+
     Rerun the same command after an interruption: finished shards are kept, the rest are
     redone, and the result is byte-identical to an uninterrupted run.
     """

@@ -5,10 +5,11 @@ here first. The key is a hash of (op, op config, model hash, sampled params — 
 and the exact input pixels), so a rerun, a resumed `materialize` or a provenance replay makes no
 model call twice, and any change to what determines the output is a different key.
 
-Where results go: the op's `cache:` parameter, else the directory set with `use_cache_dir` (what
-`augflow materialize` does) or the `AUGFLOW_CACHE_DIR` environment variable, else a small
-in-memory cache of this process. Disk entries are `.npy` files written atomically (temp file +
-rename), so concurrent workers and killed runs never leave a half-written entry.
+Where results go: the op's `cache:` parameter, else the directory set with `use_cache_dir`, else
+the `AUGFLOW_CACHE_DIR` environment variable, else a small in-memory cache of this process.
+`augflow materialize` uses the directory or variable when set, else `<output>/.augflow/cache`.
+Disk entries are `.npy` files written atomically (temp file + rename), so concurrent workers and
+killed runs never leave a half-written entry.
 """
 
 from __future__ import annotations

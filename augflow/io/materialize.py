@@ -2,7 +2,10 @@
 
 Output j of a job is copy `c = j % K` of source item `i = j // K`, augmented as
 `pipeline(sample, index=i, epoch=c)` — the same sample a training loader gets for index i in
-epoch c. Outputs are grouped in fixed shards of `shard_size`; a shard is the unit of work, done
+epoch c — followed by the pipeline's `offline:` ops (expensive generative ones, which loaders never
+run) drawn from the same per-output generator and recorded in provenance. Their results are
+cached (by default under `<output>/.augflow/cache`), so a resumed or repeated job makes no model
+call twice. Outputs are grouped in fixed shards of `shard_size`; a shard is the unit of work, done
 by one process, and is recorded as done (its manifest part written) only after its data is
 closed and renamed into place. A rerun skips recorded shards and redoes the others from scratch,
 so a `kill -9` at any moment followed by a rerun gives the same bytes as an uninterrupted run,
@@ -11,6 +14,7 @@ and the worker count or engine (local processes, Ray) never changes a byte.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -21,12 +25,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from augflow import seeding
+from augflow.generative import cache as gen_cache
 from augflow.io import writers
 from augflow.io.sources import DEFAULT_MAX_PIXELS, Item, Source, load_item, open_source
 from augflow.pipeline import Pipeline
 
-JOB_VERSION = 1
+JOB_VERSION = 2     # 2: `offline:` ops run and samples carry `label_name`; a version-1 job is not resumed
 _JOB_DIR = ".augflow"
+_CACHE_DIR = "cache"     # generative results, under _JOB_DIR; content-addressed, so kept on --overwrite
 _OWNED = ("data", "shards", "manifest.parquet", "manifest.jsonl", "state.json", "dataset_info.json")
 
 
@@ -72,6 +78,7 @@ class Job:
     n_shards: int
     done: set[int]
     _lock: Any = None
+    cache_dir: str | None = None     # where generative ops cache results (set for worker processes too)
 
     def release(self) -> None:
         """Let another run use the output folder (also happens when the process ends)."""
@@ -95,7 +102,7 @@ class Job:
         return {"root": str(self.root), "format": o.format, "layout": self.layout, "copies": o.copies,
                 "shard_size": o.shard_size, "n_outputs": self.n_outputs, "n_shards": self.n_shards,
                 "pipeline": {**self.spec["pipeline"], "seed": self.spec["seed"]}, "image_format": o.image_format, "max_pixels": o.max_pixels,
-                "on_error": on_error, "image_columns": list(self.source.image_columns)}
+                "on_error": on_error, "image_columns": list(self.source.image_columns), "cache_dir": self.cache_dir}
 
 
 def plan(options: JobOptions, overwrite: bool = False) -> Job:
@@ -126,13 +133,16 @@ def plan(options: JobOptions, overwrite: bool = False) -> Job:
     previous = _check_output(root, job_file, spec, overwrite)
     (root / _JOB_DIR / "parts").mkdir(parents=True, exist_ok=True)
     writers.remove_temp_files(root)
+    # The user's cache (set_cache_dir / AUGFLOW_CACHE_DIR) if any, else one beside the outputs.
+    cache_dir = str(gen_cache.cache_dir() or (root / _JOB_DIR / _CACHE_DIR))
     if previous is not None:
         layout = previous["layout"]
     else:
-        layout = _probe_layout(pipe, source, options)
+        with gen_cache.use_cache_dir(cache_dir):      # the probe's generation is then reused by its shard
+            layout = _probe_layout(pipe, source, options)
         writers.atomic_write(job_file, json.dumps({**spec, "layout": layout}, indent=2, sort_keys=True).encode())
     done = {s for s in range(n_shards) if _part_path(root, s).exists()}
-    return Job(options, root, source, spec, layout, n_outputs, n_shards, done, lock)
+    return Job(options, root, source, spec, layout, n_outputs, n_shards, done, lock, cache_dir)
 
 
 def _versions() -> dict[str, str]:
@@ -182,6 +192,8 @@ def _describe(changed: list[str], old: dict, new: dict) -> str:
             parts.append("input (items were added, removed, renamed or relabelled)")
         elif k == "versions":
             parts.append(f"library versions ({old.get(k)}, now {new[k]})")
+        elif k == "augflow_job":
+            parts.append(f"job format (version {old.get(k)}, now {new[k]}: outputs are computed differently)")
         elif k == "pipeline":
             parts.append("pipeline (its ops or parameters changed)")
         else:
@@ -192,7 +204,7 @@ def _describe(changed: list[str], old: dict, new: dict) -> str:
 def _clear(root: Path) -> None:
     """Delete what an augflow job wrote (and nothing else); the lock, held by this run, stays."""
     paths = [root / name for name in _OWNED] + list(root.glob("data-*-of-*.arrow"))
-    paths += [p for p in (root / _JOB_DIR).iterdir() if p.name != "lock"]
+    paths += [p for p in (root / _JOB_DIR).iterdir() if p.name not in ("lock", _CACHE_DIR)]
     for p in paths:
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
@@ -225,7 +237,7 @@ def _probe_layout(pipe: Pipeline, source: Source, options: JobOptions) -> dict[s
     for i, item in enumerate(source.items):
         try:
             sample = load_item(item, kinds, image_columns=source.image_columns, max_pixels=options.max_pixels)
-            files, _ = writers.encode_sample(pipe(sample, index=i, epoch=0), options.image_format)
+            files, _ = writers.encode_sample(pipe(sample, index=i, epoch=0, offline=True), options.image_format)
         except Exception:  # noqa: BLE001 - a bad input is reported when its shard runs
             continue
         columns = [c for c, _, _ in files]
@@ -248,6 +260,13 @@ def _pipeline(data: dict) -> Pipeline:
 def run_shard(ctx: dict[str, Any], shard: int, items: dict[int, Item],
               progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Write shard `shard` and then record it; returns counts and the bad inputs it met."""
+    cache_dir = ctx.get("cache_dir")
+    with gen_cache.use_cache_dir(cache_dir) if cache_dir else contextlib.nullcontext():
+        return _run_shard(ctx, shard, items, progress)
+
+
+def _run_shard(ctx: dict[str, Any], shard: int, items: dict[int, Item],
+               progress: Callable[[int], None] | None) -> dict[str, Any]:
     pipe = _pipeline(ctx["pipeline"])
     kinds = {n: s.kind for n, s in pipe.spec.fields.items()}
     root = Path(ctx["root"])
@@ -265,8 +284,10 @@ def run_shard(ctx: dict[str, Any], shard: int, items: dict[int, Item],
             if i not in loaded:
                 loaded = {i: load_item(item, kinds, image_columns=tuple(ctx["image_columns"]),
                                        max_pixels=ctx["max_pixels"])}
-            out = pipe(loaded[i], index=i, epoch=c)
+            out = pipe(loaded[i], index=i, epoch=c, offline=True)
             files, meta = writers.encode_sample(out, ctx["image_format"])
+            if meta.get("label_name") == item.label_name:    # loaded for prompts; the row has its column
+                meta.pop("label_name", None)
         except Exception as exc:  # noqa: BLE001 - any failure on a bad input is skipped or raised by policy
             if ctx["on_error"] == "raise":
                 raise MaterializeError(f"input {item.key!r} (item {i}): {type(exc).__name__}: {exc}; "

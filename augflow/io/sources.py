@@ -290,7 +290,8 @@ def _hf_dir(path: Path) -> Source:
 # ---- loading --------------------------------------------------------------------------------
 def load_item(item: Item, kinds: Mapping[str, str], *, image_columns: tuple[str, ...] = (),
               max_pixels: int = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
-    """Decode one item into a sample dict; bad bytes raise ImageDecodeError naming the input."""
+    """Decode one item into a sample dict (with `label` and, when known, its class name `label_name`);
+    bad bytes raise ImageDecodeError naming the input."""
     fields: dict[str, Any] = dict(item.fields)
     if item.row is not None:
         fields.update(_arrow_row(item.row, image_columns))
@@ -308,6 +309,8 @@ def load_item(item: Item, kinds: Mapping[str, str], *, image_columns: tuple[str,
             sample[name] = value
     if item.label is not None:
         sample["label"] = item.label
+    if item.label_name is not None:      # the class name, for prompts like "a photo of a {label_name}"
+        sample.setdefault("label_name", item.label_name)
     return sample
 
 

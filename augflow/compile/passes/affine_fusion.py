@@ -5,8 +5,9 @@ Crop+resize, flips, rotate/scale/shift/shear with their sampled parameters are e
 (one `warp_affine` on Kornia), boxes, keypoints and masks moved by the same matrix. One
 resampling instead of several: faster, and sharper.
 
-A run is fused only where that is exact up to interpolation: all resampling ops share one
-interpolation, and an op that samples outside its input (rotate, affine) joins only if nothing
+A run is fused only where it pays and is exact up to interpolation: it must hold two or more
+resampling ops (a flip is an index reversal: fusing a crop with a flip saves nothing and costs a
+little; bench/results/compile.md), all resampling ops share one interpolation, and an op that samples outside its input (rotate, affine) joins only if nothing
 before it in the run crops — after a crop, its border would otherwise be filled with real pixels
 from outside the crop instead of the border mode. Equivalence: tests/compile/passes/
 test_affine_fusion.py (mean abs difference < 1 grey level, boxes within 1 px).
@@ -48,7 +49,7 @@ def fuse_affine(plan: Plan) -> Plan:
     items, run, lines = [], [], []
 
     def flush():
-        if len(run) >= 2:
+        if sum(geo.MATRIX_OPS[s.op.name][0].interpolates for s in run) >= 2:
             names = ", ".join(s.name for s in run)
             items.append(AffineGroup(list(run), note=f"one warp for {names}"))
             lines.append(f"affine_fusion: {names} -> one warp")
@@ -68,7 +69,7 @@ def fuse_affine(plan: Plan) -> Plan:
             run.append(step)
     flush()
     plan = plan.replace(sample=_replace_items(plan.sample, items))
-    return plan.with_log("affine_fusion", *(lines or ["affine_fusion: no run of two or more geometric ops"]))
+    return plan.with_log("affine_fusion", *(lines or ["affine_fusion: no run with two or more resampling ops"]))
 
 
 def _replace_items(stage, items):

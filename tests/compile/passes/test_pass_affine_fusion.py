@@ -70,8 +70,16 @@ def test_fused_output_replays_through_the_unfused_pipeline(sample):
 def test_rotation_after_a_crop_is_not_fused():
     """After a crop, rotate's border must come from its fill, not from pixels outside the crop."""
     pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [
-        {"random_resized_crop": {"size": [64, 64]}}, {"horizontal_flip": {}}, {"rotate": {"limit": 30}}]})
+        {"resize": {"height": 90, "width": 90}}, {"random_resized_crop": {"size": [64, 64]}},
+        {"rotate": {"limit": 30}}]})
     items = make_plan(pipe, passes=["affine_fusion"]).sample.items
     assert isinstance(items[0], AffineGroup) and [s.name for s in items[0].steps] == \
-        ["random_resized_crop", "horizontal_flip"]
+        ["resize", "random_resized_crop"]
     assert isinstance(items[1], OpItem) and items[1].step.name == "rotate"
+
+
+def test_a_crop_and_a_flip_are_left_apart():
+    """One resampling op and a flip: nothing to save, so no group."""
+    pipe = augflow.Pipeline.from_dict({"augflow": 1, "sample": [
+        {"random_resized_crop": {"size": [64, 64]}}, {"horizontal_flip": {}}]})
+    assert all(isinstance(i, OpItem) for i in make_plan(pipe, passes=["affine_fusion"]).sample.items)
