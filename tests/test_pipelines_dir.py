@@ -13,8 +13,9 @@ from skimage import data
 import augflow
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
-# Files with a `tta:` key are test-time augmentation specs, read by augflow.tta (tested there).
-TRAINING_FILES = sorted(p for p in PIPELINES.glob("*.yaml") if "tta" not in (yaml.safe_load(p.read_text()) or {}))
+# Files with a `tta:` key are test-time augmentation specs (augflow.tta) and files with a `rewriter:`
+# key are text-rewriter configs (augflow.text); both are tested with their readers.
+TRAINING_FILES = sorted(p for p in PIPELINES.glob("*.yaml") if not {"tta", "rewriter"} & set(yaml.safe_load(p.read_text()) or {}))
 REQUIRED = {"imagenet_train", "simclr", "randaugment", "segmentation", "detection", "medical_corruptions"}
 
 BOXES_VOC = np.array([[120, 40, 330, 300], [20, 350, 200, 500]], np.float32)   # face, hand region

@@ -34,6 +34,8 @@ def images(backend: str, paths: list[str], epoch: int = 0) -> torch.Tensor:
     loader.set_epoch(epoch)
     batch = next(iter(loader))
     assert batch["_index"].tolist() == list(range(len(paths)))
+    if hasattr(loader, "close"):
+        loader.close()          # DALI threads must not outlive the test: later tests fork workers
     return batch["image"].float()
 
 

@@ -11,8 +11,9 @@ import yaml
 import augflow
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
-# Files with a `tta:` key are test-time augmentation specs, read by augflow.tta (tested there).
-TRAINING_FILES = sorted(p for p in PIPELINES.glob("*.yaml") if "tta" not in (yaml.safe_load(p.read_text()) or {}))
+# Files with a `tta:` key are test-time augmentation specs (augflow.tta) and files with a `rewriter:`
+# key are text-rewriter configs (augflow.text); both are tested with their readers.
+TRAINING_FILES = sorted(p for p in PIPELINES.glob("*.yaml") if not {"tta", "rewriter"} & set(yaml.safe_load(p.read_text()) or {}))
 
 RICH = {
     "augflow": 1, "name": "rich", "description": "every construct once", "seed": 11,

@@ -280,8 +280,13 @@ class DaliLoader:
         self._unfinished = False
 
     def close(self) -> None:
-        """Stop DALI's threads now (they otherwise live until the pipeline is garbage-collected)."""
+        """Stop DALI's threads now. They otherwise live until the pipeline is garbage-collected (it
+        sits in a reference cycle with this loader), and a process that forks while they run
+        (DataLoader workers) can deadlock in the child."""
+        import gc
+
         self._iterator, self._epochs, self._unfinished = None, [], False
+        gc.collect()
 
     def __len__(self) -> int:
         n, bs = len(self.sampler), self.plan.options.batch_size
