@@ -39,6 +39,38 @@ _BULKY_ELEMENTS = 4096  # sampled arrays larger than this are recorded as a seed
 _UINT16_MAX = 65535.0
 
 
+class NumpyBackedRandom(random.Random):
+    """A `random.Random` whose draws come from a numpy Generator.
+
+    albumentations draws from both a numpy Generator and a `random.Random`; backing the latter by
+    the former makes re-seeding one Philox key change (~3 us) instead of two seedings (~11 us),
+    which matters at one re-seed per op per sample. `uniform`, `randint`, `choice`, `shuffle`,
+    `gauss`... all derive from `random()` and `getrandbits()`.
+    """
+
+    def __init__(self, generator: np.random.Generator):
+        self._generator = generator
+        super().__init__(0)
+
+    def seed(self, *args: Any, **kwargs: Any) -> None:   # the numpy generator carries the state
+        self.gauss_next = None
+
+    def random(self) -> float:
+        return self._generator.random()
+
+    def getrandbits(self, k: int) -> int:
+        if k <= 0:
+            return 0
+        value = int.from_bytes(self._generator.bytes((k + 7) // 8), "little")
+        return value >> ((-k) % 8)
+
+    def getstate(self):
+        return self._generator.bit_generator.state, self.gauss_next
+
+    def setstate(self, state) -> None:
+        self._generator.bit_generator.state, self.gauss_next = state
+
+
 def seeded_random_state(seed: int) -> tuple[np.random.Generator, random.Random]:
     """The (numpy, python) random state an albumentations transform draws from for `seed`.
 
@@ -46,20 +78,21 @@ def seeded_random_state(seed: int) -> tuple[np.random.Generator, random.Random]:
     state; reference tests build albumentations' own transforms with it.
     """
     np_gen = np.random.Generator(np.random.Philox(0))
-    py_random = random.Random()
+    py_random = NumpyBackedRandom(np_gen)
     reseed(np_gen, py_random, seed)
     return np_gen, py_random
 
 
 _KEY_TAG = 0x9E3779B97F4A7C15
+_ZERO4 = np.zeros(4, np.uint64)
 
 
 def reseed(np_gen: np.random.Generator, py_random: random.Random, seed: int) -> None:
     """Put both generators in the state for `seed` (setting Philox's key is 4x cheaper than a new one)."""
     np_gen.bit_generator.state = {
         "bit_generator": "Philox",
-        "state": {"counter": np.zeros(4, np.uint64), "key": np.array([seed, _KEY_TAG], np.uint64)},
-        "buffer": np.zeros(4, np.uint64), "buffer_pos": 4, "has_uint32": 0, "uinteger": 0,
+        "state": {"counter": _ZERO4, "key": np.array([seed, _KEY_TAG], np.uint64)},
+        "buffer": _ZERO4, "buffer_pos": 4, "has_uint32": 0, "uinteger": 0,
     }
     py_random.seed(seed)
 
