@@ -11,9 +11,11 @@ from augflow.steps import OpStep
 def _item_line(item: Any, stage_backend: str) -> str:
     if isinstance(item, AffineGroup):
         ops = ", ".join(step_label(s) for s in item.steps)
+        label = "fused affine" if len(item.steps) > 1 else "affine"
         extra = " + reduced JPEG decode" if item.reduced_decode else ""
-        warp = "cv2.warpAffine" if stage_backend == "albumentations" else "kornia warp_affine"
-        return f"[fused affine{extra}] {ops}  -> one {warp}"
+        warp = "cv2.resize/flip when axis-aligned, else cv2.warpAffine" if stage_backend == "albumentations" \
+            else "kornia warp_affine"
+        return f"[{label}{extra}] {ops}  -> one warp ({warp})"
     if isinstance(item, FusedNormalize):
         mean = ", ".join(f"{m:.2f}" for m in item.mean)
         std = ", ".join(f"{s:.2f}" for s in item.std)

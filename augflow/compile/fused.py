@@ -9,6 +9,7 @@ within the stated tolerance.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import cv2
@@ -25,24 +26,27 @@ def stub_image(hw: tuple[int, int], channels: int = 3, dtype: Any = np.uint8) ->
     return np.broadcast_to(np.zeros((1, 1, 1), dtype=dtype), (int(hw[0]), int(hw[1]), int(channels)))
 
 
+@functools.lru_cache(maxsize=256)
 def proxy(hw: tuple[int, int], channels: int = 3) -> Sample:
+    """A sample with a zero-stride image of the shape: what shape-dependent ops draw from. Cached:
+    ops never mutate their input, and the stub is read-only."""
     return Sample({"image": stub_image(hw, channels)}, {"image": FieldSpec("image")})
 
 
 def draw_affine(group: AffineGroup, rng: np.random.Generator, hw: tuple[int, int], channels: int = 3
                 ) -> tuple[geo.Geo | None, list[ProvenanceEntry]]:
     """Draw the group's ops in order; return the composed Geo (None if no op applied) and entries."""
-    m = np.eye(3)
-    cur = tuple(hw)
+    m = None
+    cur = (int(hw[0]), int(hw[1]))
     entries: list[ProvenanceEntry] = []
     out: geo.Geo | None = None
     for step in group.steps:
         op = step.op
         if op.p < 1.0 and not (op.p > 0.0 and rng.random() < op.p):
             continue
-        params = to_jsonable(op.sample_params(rng, proxy(cur, channels)))
+        params = to_jsonable(op.sample_params(rng, proxy(cur, int(channels))))
         g = geo.geo_of(op.name, from_jsonable(params), geo.op_settings(op), cur)
-        m = g.matrix @ m
+        m = g.matrix if m is None else g.matrix @ m
         cur = g.out_hw
         kind = geo.MATRIX_OPS[op.name][0]
         if out is None:   # crops, resizes and flips clamp at the edge, as cv2.resize does

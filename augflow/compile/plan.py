@@ -97,6 +97,7 @@ class LoaderOptions:
     world_size: int | None = None
     num_classes: int | None = None
     return_provenance: bool = False
+    multiprocessing_context: str | None = None   # None: fork, or forkserver once DALI is loaded
 
 
 @dataclass

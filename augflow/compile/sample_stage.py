@@ -29,6 +29,7 @@ class SampleStage:
     """Callable `(record, index, epoch) -> dict of tensors`; picklable, so it lives in workers."""
 
     def __init__(self, plan: Plan):
+        self._recipe = _recipe(plan)
         self.pipeline = plan.pipeline
         self.items = list(plan.sample.items)
         self.views = dict(plan.views)
@@ -39,6 +40,17 @@ class SampleStage:
             and self.items[0].reduced_decode
         self.epoch_seed = plan.options.epoch_seed
         self.provenance = plan.options.return_provenance
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers started by spawn/forkserver get the pipeline as data and rebuild the plan: op
+        # objects may hold state that does not pickle (library RNG wrappers, loaded models).
+        return {"recipe": self._recipe} if self._recipe is not None else dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "recipe" in state:
+            self.__init__(_rebuild_plan(state["recipe"]))
+        else:
+            self.__dict__.update(state)
 
     def __call__(self, record: Mapping[str, Any], index: int, epoch: int = 0) -> dict[str, Any]:
         epoch = int(epoch) if self.epoch_seed else 0
@@ -107,6 +119,25 @@ class SampleStage:
                 first_image = False
             fields[name] = value
         return fields, pending
+
+
+def _recipe(plan: Plan) -> tuple | None:
+    """What rebuilds this plan in another process: the pipeline as data, backends, passes, options."""
+    from augflow.compile.passes import PASSES
+    if not all(isinstance(p, str) and p in PASSES for p in plan.passes):
+        return None                      # a custom pass function: pickle the objects instead
+    return (plan.pipeline.to_dict(), plan.pipeline.source or "<pipeline>", plan.sample.backend, plan.batch.device,
+            list(plan.passes), plan.options)
+
+
+def _rebuild_plan(recipe: tuple) -> Plan:
+    from augflow.compile.passes import run_passes
+    from augflow.compile.plan import build_plan
+    from augflow.pipeline import Pipeline
+
+    data, source, backend, device, passes, options = recipe
+    pipe = Pipeline.from_dict(data, source)
+    return run_passes(build_plan(pipe, backend={"sample": backend}, device=device, options=options), passes)
 
 
 def to_output(sample: Mapping[str, Any]) -> dict[str, Any]:

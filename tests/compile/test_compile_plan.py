@@ -14,7 +14,7 @@ def test_explain_shows_stages_backends_fused_groups_and_reasons():
     text = pipe.explain()
     assert "stage sample  [backend albumentations" in text
     assert "stage batch   [backend kornia" in text
-    assert "[fused affine + reduced JPEG decode] random_resized_crop" in text and "horizontal_flip(p=0.5)" in text
+    assert "[affine + reduced JPEG decode] random_resized_crop" in text and "horizontal_flip(p=0.5)" in text
     assert "[fused normalize]" in text
     assert "img/s" in text                         # auto quotes its measurements
     assert "color_jitter" in text and "[albumentations]" in text

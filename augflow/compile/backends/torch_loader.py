@@ -156,6 +156,13 @@ class WorkerInit:
         torch.manual_seed(self.seed)
 
 
+def _default_context() -> str | None:
+    """fork (the platform default) unless DALI is loaded: DALI is not fork-safe, and a worker forked
+    from a process where its threads ran can hang; forkserver workers start from a clean process."""
+    import sys
+    return "forkserver" if "nvidia.dali" in sys.modules else None
+
+
 class CompiledLoader:
     """Iterate for batches (dicts of tensors on the device); `set_epoch(e)` before each epoch."""
 
@@ -174,6 +181,7 @@ class CompiledLoader:
         cuda = torch.device(plan.batch.device).type == "cuda"
         kwargs: dict[str, Any] = {}
         if workers > 0:
+            kwargs["multiprocessing_context"] = opts.multiprocessing_context or _default_context()
             kwargs["persistent_workers"] = True if opts.persistent_workers is None else opts.persistent_workers
             kwargs["prefetch_factor"] = opts.prefetch_factor or 2
             kwargs["worker_init_fn"] = WorkerInit(plan.seed)
