@@ -95,18 +95,39 @@ def to_float(batch: dict, ctx: BatchContext) -> dict:
 def normalize_tensor(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """(x - mean) / std with mean/std in pixel units; uint8 input is converted on the way.
 
-    Computed as x * (1/std) + (-mean/std). On CUDA a uint8 input goes through one `addcmul`,
-    whose kernel converts while it reads: one pass, uint8 in, float32 out. On CPU that
-    mixed-dtype kernel is not vectorized (measured ~3x slower), so there it is convert, then an
-    in-place multiply-add. Float input is taken to be in [0, 1] (the batch stage's convention).
+    Computed as x * (1/std) + (-mean/std), one pass per device: on CUDA a uint8 input goes through
+    one `addcmul`, whose kernel converts while it reads (uint8 in, float32 out). On CPU that
+    mixed-dtype kernel is not vectorized, nor is `.float()`; a 256-entry table per channel
+    (`cv2.LUT`, uint8 -> float32) does conversion and normalization in one read and one write,
+    ~2x faster than convert-then-multiply-add (bench/results/compile.md). Float input is taken to
+    be in [0, 1] (the batch stage's convention).
     """
     unit = 1.0 if x.dtype == torch.uint8 else 255.0
+    scale = [unit / s for s in std]
+    shift = [-m / s for m, s in zip(mean, std)]
+    if x.dtype == torch.uint8 and not x.is_cuda and x.dim() in (3, 4) and x.shape[-3] == len(std):
+        return _normalize_lut(x, scale, shift)
     shape = (1, -1, 1, 1) if x.dim() == 4 else (-1, 1, 1)
-    inv = torch.tensor([unit / s for s in std], dtype=torch.float32, device=x.device).view(shape)
-    bias = torch.tensor([-m / s for m, s in zip(mean, std)], dtype=torch.float32, device=x.device).view(shape)
+    inv = torch.tensor(scale, dtype=torch.float32, device=x.device).view(shape)
+    bias = torch.tensor(shift, dtype=torch.float32, device=x.device).view(shape)
     if x.is_cuda or x.is_floating_point():
         return torch.addcmul(bias, x, inv)
     return x.float().mul_(inv).add_(bias)
+
+
+def _normalize_lut(x: torch.Tensor, scale: list[float], shift: list[float]) -> torch.Tensor:
+    import cv2
+
+    levels = np.arange(256, dtype=np.float32)
+    tables = [(levels * np.float32(a) + np.float32(b)).astype(np.float32) for a, b in zip(scale, shift)]
+    xb = x.contiguous()
+    out = torch.empty(xb.shape, dtype=torch.float32)
+    src = xb.numpy().reshape(-1, *xb.shape[-3:])
+    dst = out.numpy().reshape(-1, *xb.shape[-3:])
+    for b in range(src.shape[0]):
+        for c, table in enumerate(tables):
+            cv2.LUT(src[b, c], table, dst=dst[b, c])
+    return out
 
 
 # ---- geometric kernels -------------------------------------------------------------------------------
