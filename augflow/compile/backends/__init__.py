@@ -12,10 +12,13 @@ from __future__ import annotations
 from augflow import registry
 
 # Measured on this project's 2-core CPU machine (bench/compile_loader.py, results in
-# bench/results/compile.md): per-sample ImageNet-style training pipeline on 500x375 JPEGs, one
-# worker, images per second. `auto` quotes these in explain().
-MEASURED_IMG_PER_S = {"albumentations": 640.0, "kornia": 120.0, "dali": 400.0}
-MEASURED_SOURCE = "bench/compile_loader.py, one CPU core, ImageNet-style pipeline on 500x375 JPEGs"
+# bench/results/compile.md): the ImageNet-style training pipeline on 500x375 JPEGs, decode
+# included, one core, images per second of CPU time (three runs: 410-440 / 119-169 / 168-178).
+# On a GPU the balance changes (DALI's nvJPEG, Kornia on the device); `auto` quotes these in
+# explain().
+MEASURED_IMG_PER_S = {"albumentations": 430.0, "kornia": 150.0, "dali": 175.0}
+MEASURED_SOURCE = ("bench/compile_loader.py: augflow's own backends, one CPU core, ImageNet-style pipeline on "
+                   "500x375 JPEGs")
 
 
 class BackendError(ValueError):
