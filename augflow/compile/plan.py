@@ -98,6 +98,7 @@ class LoaderOptions:
     num_classes: int | None = None
     return_provenance: bool = False
     multiprocessing_context: str | None = None   # None: fork, or forkserver once DALI is loaded
+    batch_sampler: Any = None      # yields lists of indices (e.g. augflow.negatives.NGAMESampler)
 
 
 @dataclass

@@ -63,6 +63,8 @@ class SampleStage:
             base = run_sample_items(self.items, base, rng, pending)
         else:
             base = self.run_items(base, rng, pending)
+        # `negatives:` after the sample items and before views, as Pipeline.__call__ runs it
+        base = run_steps(self.pipeline.spec.negatives, base, rng)
         if self.views:
             outs = {}
             for vname, steps in self.views.items():

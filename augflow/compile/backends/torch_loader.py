@@ -108,13 +108,18 @@ class Collate:
 
 def collate(samples: list[dict[str, Any]], fields: dict) -> dict[str, Any]:
     specs = resolve_field_specs(samples[0].keys(), fields)
+    negatives = {n for n, s in specs.items() if s.kind == "negatives"}
     listed = {n for n, s in specs.items() if s.kind in ("bboxes", "keypoints", "masks")}
     listed |= {lf for n in listed for lf in specs[n].label_fields}
     out: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]
         first = values[0]
-        if key in listed:
+        if key in negatives:
+            from augflow.negatives.collate import collate_negatives
+
+            out[key] = collate_negatives(values)
+        elif key in listed:
             out[key] = values
         elif isinstance(first, torch.Tensor):
             same = all(isinstance(v, torch.Tensor) and v.shape == first.shape and v.dtype == first.dtype for v in values)
@@ -163,6 +168,22 @@ def _default_context() -> str | None:
     return "forkserver" if "nvidia.dali" in sys.modules else None
 
 
+class EpochBatches:
+    """A user's batch sampler (lists of indices, e.g. NGAME's hard-negative batches) in the loader's
+    (index, epoch) keys, so each sample's seed still comes from (seed, epoch, index)."""
+
+    def __init__(self, batch_sampler: Any, loader: "CompiledLoader"):
+        self.batch_sampler, self.loader = batch_sampler, loader
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch = self.loader.epoch
+        for batch in self.batch_sampler:
+            yield [(int(i), epoch) for i in batch]
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
 class CompiledLoader:
     """Iterate for batches (dicts of tensors on the device); `set_epoch(e)` before each epoch."""
 
@@ -185,15 +206,25 @@ class CompiledLoader:
             kwargs["persistent_workers"] = True if opts.persistent_workers is None else opts.persistent_workers
             kwargs["prefetch_factor"] = opts.prefetch_factor or 2
             kwargs["worker_init_fn"] = WorkerInit(plan.seed)
-        self.dataloader = DataLoader(self.dataset, batch_size=opts.batch_size, sampler=self.sampler,
-                                     num_workers=workers, collate_fn=self._collate, drop_last=opts.drop_last,
-                                     pin_memory=cuda if opts.pin_memory is None else opts.pin_memory, **kwargs)
+        pin = cuda if opts.pin_memory is None else opts.pin_memory
+        self.user_batch_sampler = opts.batch_sampler
+        if self.user_batch_sampler is not None:
+            if hasattr(self.user_batch_sampler, "configure"):
+                self.user_batch_sampler.configure(num_samples=len(records), batch_size=opts.batch_size)
+            self.dataloader = DataLoader(self.dataset, batch_sampler=EpochBatches(self.user_batch_sampler, self),
+                                         num_workers=workers, collate_fn=self._collate, pin_memory=pin, **kwargs)
+        else:
+            self.dataloader = DataLoader(self.dataset, batch_size=opts.batch_size, sampler=self.sampler,
+                                         num_workers=workers, collate_fn=self._collate, drop_last=opts.drop_last,
+                                         pin_memory=pin, **kwargs)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
         self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
+        if self.user_batch_sampler is not None and hasattr(self.user_batch_sampler, "set_epoch"):
+            self.user_batch_sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for batch in self.dataloader:

@@ -70,6 +70,15 @@ class NumpyBackedRandom(random.Random):
     def setstate(self, state) -> None:
         self._generator.bit_generator.state, self.gauss_next = state
 
+    def __reduce__(self):   # picklable for spawn/forkserver DataLoader workers
+        return (_restore_numpy_backed_random, (self._generator, self.gauss_next))
+
+
+def _restore_numpy_backed_random(generator: np.random.Generator, gauss_next: float | None) -> NumpyBackedRandom:
+    out = NumpyBackedRandom(generator)
+    out.gauss_next = gauss_next
+    return out
+
 
 def seeded_random_state(seed: int) -> tuple[np.random.Generator, random.Random]:
     """The (numpy, python) random state an albumentations transform draws from for `seed`.
