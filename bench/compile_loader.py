@@ -20,7 +20,7 @@ other people's load does not inflate; wall-clock rates are printed beside them. 
 the hand-written albumentations loader and to decode-only. torchvision is not importable beside torch 2.13.0
 here, so it has no arm.
 
-    python bench/compile_loader.py [--rounds 3] [--images 192] [--large-images 32] [--out bench/results/compile.md]
+    python bench/compile_loader.py [--rounds 3] [--images 192] [--large-images 32] [--out bench/RESULTS.md]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ Diffusion ops run tiny random-weight models (augflow.generative.tiny: ~130k para
 so the figures measure augflow's layer (conditioning ops, prompts, seeds, cache keys, pixel
 conversion) against a bare diffusers call with the same settings — not what a real Stable
 Diffusion costs. The day-to-night generator is the real architecture (ResNet-9, ngf 64) with
-random weights. Prints a Markdown report (bench/results/generative.md holds one).
+random weights. Prints a Markdown report (bench/RESULTS.md holds one).
 """
 
 from __future__ import annotations

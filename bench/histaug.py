@@ -9,7 +9,7 @@ model. This bench measures, in one process, on this machine's CPU:
 - re-encoding with a ViT-B/16-shaped encoder at 224 px (random weights; the size of the
   foundation models HistAug is meant for — UNI, CONCH, Virchow are ViT-B/L/H), on a few patches.
 
-    python bench/histaug.py                     # N = 20000, writes nothing; paste into bench/results/latent.md
+    python bench/histaug.py                     # N = 20000, writes nothing; paste into bench/RESULTS.md
     python bench/histaug.py --n 2000 --quick    # a fast smoke run
 """
 

@@ -1,6 +1,6 @@
 """Decoding in compiled loaders: JPEGs through libjpeg-turbo (simplejpeg), at a reduced size on request.
 
-Chosen by measurement (bench/decode_reduced.py, results in bench/results/compile.md): on one
+Chosen by measurement (bench/decode_reduced.py, results in bench/RESULTS.md): on one
 core simplejpeg decodes full-size JPEGs fastest (2400 px: ~2x OpenCV, ~4.5x Pillow), and at 1/2,
 1/4, 1/8 it is on par with OpenCV's IMREAD_REDUCED_* and Pillow's `draft` (each wins some cells),
 with one call for every scale (`min_width`/`min_height`). Inputs it cannot take (not JPEG, CMYK, EXIF-rotated,

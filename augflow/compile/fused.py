@@ -182,7 +182,7 @@ def _decode_for(p: PendingJpeg, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if sigma >= 0.5 or sigma <= 0:
         return _full(p), m
     # 1/2, 1/4, 1/8 only: libjpeg-turbo's other n/8 scales decode slower than full size
-    # (bench/results/compile.md: 5/8-7/8 cost 1.3-1.9x a full decode of a 500x375 JPEG)
+    # (bench/RESULTS.md: 5/8-7/8 cost 1.3-1.9x a full decode of a 500x375 JPEG)
     f = 8 if sigma <= 0.125 else 4 if sigma <= 0.25 else 2
     h, w = p.hw
     img = decode_reduced(p.raw, (-(-h // f), -(-w // f)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from augflow import registry
 
 # Measured on this project's 2-core CPU machine (bench/compile_loader.py, results in
-# bench/results/compile.md): the ImageNet-style training pipeline on 500x375 JPEGs, decode
+# bench/RESULTS.md): the ImageNet-style training pipeline on 500x375 JPEGs, decode
 # included, one core, images per second of CPU time (three runs: 410-440 / 119-169 / 168-178).
 # On a GPU the balance changes (DALI's nvJPEG, Kornia on the device); `auto` quotes these in
 # explain().

@@ -7,7 +7,7 @@ resampling instead of several: faster, and sharper.
 
 A run is fused only where it pays and is exact up to interpolation: it must hold two or more
 resampling ops (a flip is an index reversal: fusing a crop with a flip saves nothing and costs a
-little; bench/results/compile.md), all resampling ops share one interpolation, and an op that samples outside its input (rotate, affine) joins only if nothing
+little; bench/RESULTS.md), all resampling ops share one interpolation, and an op that samples outside its input (rotate, affine) joins only if nothing
 before it in the run crops — after a crop, its border would otherwise be filled with real pixels
 from outside the crop instead of the border mode. Equivalence: tests/compile/passes/
 test_affine_fusion.py (mean abs difference < 1 grey level, boxes within 1 px).

@@ -99,7 +99,7 @@ def normalize_tensor(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float,
     one `addcmul`, whose kernel converts while it reads (uint8 in, float32 out). On CPU that
     mixed-dtype kernel is not vectorized, nor is `.float()`; a 256-entry table per channel
     (`cv2.LUT`, uint8 -> float32) does conversion and normalization in one read and one write,
-    ~2x faster than convert-then-multiply-add (bench/results/compile.md). Float input is taken to
+    ~2x faster than convert-then-multiply-add (bench/RESULTS.md). Float input is taken to
     be in [0, 1] (the batch stage's convention).
     """
     unit = 1.0 if x.dtype == torch.uint8 else 255.0
