@@ -1,8 +1,15 @@
 """Shared fixtures: small crops of real photographs from skimage.data (fast, deterministic)."""
 
-import numpy as np
-import pytest
-from skimage import data
+import os
+
+# No network at test time: Hugging Face libraries load only local directories, albumentations
+# never checks for updates. Set here so that the README's bare test command is all CI needs.
+for _name in ("NO_ALBUMENTATIONS_UPDATE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from skimage import data  # noqa: E402
 
 
 @pytest.fixture(scope="session")
