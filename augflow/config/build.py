@@ -94,8 +94,12 @@ def _what(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
-    """Validate loaded YAML data and build the pipeline's steps; raise every issue at once."""
+def build_spec(data: Any, filename: str = "<pipeline>", allow_imports: bool = True) -> PipelineSpec:
+    """Validate loaded YAML data and build the pipeline's steps; raise every issue at once.
+
+    `imports:` imports Python modules (running their code), so a file that has it is code:
+    with `allow_imports=False` such a file is refused instead (for files from others).
+    """
     c = _Collector(filename)
     if not isinstance(data, Mapping):
         got = "an empty file" if data is None else _what(data)
@@ -122,7 +126,7 @@ def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
         c.add(f"'seed' must be a non-negative integer, got {seed!r}", _pos_of(data, "seed"))
     else:
         spec.seed = seed
-    _imports(data, spec, c)
+    _imports(data, spec, c, allow_imports)
     _fields(data, spec, c)
     decode = data.get("decode", {}) or {}
     if not isinstance(decode, Mapping):
@@ -163,10 +167,15 @@ def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
     return spec
 
 
-def _imports(data: Mapping, spec: PipelineSpec, c: _Collector) -> None:
+def _imports(data: Mapping, spec: PipelineSpec, c: _Collector, allow: bool = True) -> None:
     imports = data.get("imports", []) or []
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         c.add("'imports' must be a list of Python module names that register ops", _pos_of(data, "imports"))
+        return
+    if imports and not allow:
+        c.add(f"'imports' would import (run) the Python modules {', '.join(map(repr, imports))}, and imports "
+              "are turned off (allow_imports=False / --no-imports); read those modules first, then load the "
+              "file with imports allowed if you trust them", _key_pos(data, "imports"))
         return
     for i, module in enumerate(imports):
         try:
