@@ -42,10 +42,13 @@ class Pipeline:
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, path: str | Path, *, seed: int | None = None) -> "Pipeline":
-        """Load and validate a pipeline file; errors name file, line, column, op and parameter."""
+    def from_yaml(cls, path: str | Path, *, seed: int | None = None, allow_imports: bool = True) -> "Pipeline":
+        """Load and validate a pipeline file; errors name file, line, column, op and parameter.
+
+        A file with `imports:` runs Python code; `allow_imports=False` refuses it (files from others).
+        """
         data = load_yaml_file(path)
-        pipe = cls(build_spec(data, str(path)), source=str(path))
+        pipe = cls(build_spec(data, str(path), allow_imports=allow_imports), source=str(path))
         if seed is not None:
             pipe.seed = int(seed)
         return pipe

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -42,18 +43,26 @@ class OpSpec:
     def params_info(self) -> list[dict[str, Any]]:
         """Parameter name, type, default and description, for listings."""
         rows = []
+        arg_docs = arg_descriptions(self.doc)
         for pname, f in self.schema.model_fields.items():
             if pname in self.hidden_params:
                 continue
             default = None if f.is_required() else f.get_default(call_default_factory=True)
-            rows.append({
+            row = {
                 "name": pname,
                 "type": _type_name(f.annotation),
                 "required": f.is_required(),
                 "default": default,
-                "description": f.description or "",
+                "description": f.description or arg_docs.get(pname, ""),
                 "constraints": [str(m) for m in f.metadata],
-            })
+            }
+            named = self.extra.get("named_constants", {}).get(pname)
+            if named:   # `interpolation: linear` is what users write; OpenCV's integer codes still work
+                by_code = {code: n for n, code in named.items()}
+                row["type"] = "str"
+                row["default"] = by_code.get(default, default)
+                row["constraints"] = [f"one of {', '.join(named)}"]
+            rows.append(row)
         return rows
 
     def validate(self, params: dict[str, Any]) -> BaseModel:
@@ -62,6 +71,36 @@ class OpSpec:
 
     def build(self, params: dict[str, Any]) -> Op:
         return self.factory(**params)
+
+
+def arg_descriptions(doc: str) -> dict[str, str]:
+    """Parameter descriptions from a Google-style docstring's `Args:` section (albumentations' classes).
+
+    `name (type): text` starts an entry; more-indented lines continue it; a line such as
+    `Default: ...` stays part of the text.
+    """
+    out: dict[str, str] = {}
+    lines = doc.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() in ("Args:", "Arguments:", "Parameters:"))
+    except StopIteration:
+        return out
+    indent, current = None, None
+    for line in lines[start + 1:]:
+        if not line.strip():
+            continue
+        width = len(line) - len(line.lstrip())
+        if indent is None:
+            indent = width
+        if width < indent:
+            break
+        match = re.match(r"\s*(\w+)\s*(\([^)]*\))?\s*:\s*(.*)", line) if width == indent else None
+        if match:
+            current = match.group(1)
+            out[current] = match.group(3).strip()
+        elif current is not None and width > indent:
+            out[current] = (out[current] + " " + line.strip()).strip()
+    return out
 
 
 def _type_name(annotation: Any) -> str:

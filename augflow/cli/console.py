@@ -35,7 +35,10 @@ class Progress:
         self.total, self.description, self.unit = total, description, unit
         self.completed = completed
         self._rich = None
-        self._start = self._last = time.monotonic()
+        self._last = time.monotonic()
+        # the rate is measured from the first finished step, not from start-up (model loading,
+        # worker start), so the first line does not show a tiny rate and a huge ETA
+        self._start: float | None = None
         self._start_count = completed
 
     def __enter__(self) -> "Progress":
@@ -52,25 +55,33 @@ class Progress:
         return self
 
     def advance(self, n: int = 1) -> None:
-        self.completed += n
         now = time.monotonic()
+        if self._start is None:
+            self._start, self._start_count = now, self.completed + n
+        self.completed += n
         if self._rich is not None:
-            self._rich.update(self._task, completed=self.completed, rate=f"{self.rate():.1f} {self.unit}/s")
+            rate = self.rate()
+            self._rich.update(self._task, completed=self.completed,
+                              rate=f"{rate:.1f} {self.unit}/s" if rate is not None else "")
         elif now - self._last >= PROGRESS_INTERVAL_S:
             self._last = now
             self._line()
 
-    def rate(self) -> float:
+    def rate(self) -> float | None:
+        """Steps per second since the first finished step; None until a second one is measured."""
+        if self._start is None or self.completed <= self._start_count:
+            return None
         elapsed = time.monotonic() - self._start
-        return (self.completed - self._start_count) / elapsed if elapsed > 0 else 0.0
+        return (self.completed - self._start_count) / elapsed if elapsed > 0 else None
 
     def _line(self) -> None:
         rate = self.rate()
         left = self.total - self.completed
-        eta = f", ETA {_clock(left / rate)}" if rate > 0 and left > 0 else ""
         pct = 100.0 * self.completed / self.total if self.total else 100.0
-        typer.echo(f"{self.description}: {self.completed}/{self.total} {self.unit} ({pct:.0f}%), "
-                   f"{rate:.1f} {self.unit}/s{eta}", err=True)
+        speed = f", {rate:.1f} {self.unit}/s" if rate is not None else ""
+        eta = f", ETA {_clock(left / rate)}" if rate and left > 0 else ""
+        typer.echo(f"{self.description}: {self.completed}/{self.total} {self.unit} ({pct:.0f}%){speed}{eta}",
+                   err=True)
 
     def __exit__(self, *exc: Any) -> None:
         if self._rich is not None:

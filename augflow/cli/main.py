@@ -21,6 +21,22 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from augflow import __version__
+        typer.echo(f"augflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print augflow's version and exit.")) -> None:
+    """Declarative, reproducible data augmentation: check pipelines, list ops, preview, materialize
+    augmented datasets, benchmark."""
+
+
 app.command("validate")(validate)
 app.command("ops")(ops)
 app.command("preview")(preview)

@@ -48,7 +48,7 @@ def materialize(
     format: Annotated[Format, typer.Option("--format", "-f", help="Output layout.")] = Format.folder,
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help=(
         "Processes (or Ray workers). Outputs are identical for any value."))] = 1,
-    engine: Annotated[Engine, typer.Option(help="local processes, or Ray Data (pip install 'augflow[ray]').")]
+    engine: Annotated[Engine, typer.Option(help="local processes, or Ray Data (pip install 'augflow\\[ray]').")]
     = Engine.local,
     on_error: Annotated[OnError, typer.Option("--on-error", help=(
         "Bad inputs: stop naming the file (raise), or skip them and list them (skip)."))] = OnError.raise_,

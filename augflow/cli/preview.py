@@ -29,7 +29,7 @@ _PALETTE = np.array([(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200)
 def preview(
     pipeline: Annotated[Path, typer.Argument(help="Pipeline YAML file.", show_default=False)],
     images: Annotated[list[str], typer.Argument(help=(
-        "Image files, or sources (folder, .csv/.jsonl manifest with masks/boxes, .tar shards).",), show_default=False)],
+        "Image files, or sources (folder, .csv/.jsonl manifest with masks/boxes, .tar shards)."), show_default=False)],
     n: Annotated[int, typer.Option("-n", min=1, help="Augmented versions per image.")] = 16,
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("preview.png"),
     seed: Annotated[Optional[int], typer.Option(help="Override the pipeline's seed.")] = None,

@@ -7,6 +7,8 @@ PipelineConfigError whose lines name file, line, column, op and parameter.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -94,8 +96,12 @@ def _what(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
-    """Validate loaded YAML data and build the pipeline's steps; raise every issue at once."""
+def build_spec(data: Any, filename: str = "<pipeline>", allow_imports: bool = True) -> PipelineSpec:
+    """Validate loaded YAML data and build the pipeline's steps; raise every issue at once.
+
+    `imports:` imports Python modules (running their code), so a file that has it is code:
+    with `allow_imports=False` such a file is refused instead (for files from others).
+    """
     c = _Collector(filename)
     if not isinstance(data, Mapping):
         got = "an empty file" if data is None else _what(data)
@@ -122,7 +128,7 @@ def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
         c.add(f"'seed' must be a non-negative integer, got {seed!r}", _pos_of(data, "seed"))
     else:
         spec.seed = seed
-    _imports(data, spec, c)
+    _imports(data, spec, c, allow_imports)
     _fields(data, spec, c)
     decode = data.get("decode", {}) or {}
     if not isinstance(decode, Mapping):
@@ -154,6 +160,10 @@ def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
                           f"(allowed: {', '.join(STAGE_KEYS['batch'])})", _key_pos(batch, key))
             spec.batch = dict(batch)
             spec.batch_steps, _, _ = _step_list(batch.get("ops") or [], "batch.ops", c, _pos_of(batch, "ops"))
+            if spec.batch_steps and (spec.view_split is not None or spec.named_views):
+                c.add("batch ops cannot be combined with views (a batch of multi-view samples has no single "
+                      "image to mix or normalise); put per-view ops under the views, or remove 'views'",
+                      _key_pos(data, "batch"))
     for section in ("offline", "negatives"):
         if data.get(section) is not None:
             steps, _, _ = _step_list(data[section], section, c, _pos_of(data, section))
@@ -163,10 +173,15 @@ def build_spec(data: Any, filename: str = "<pipeline>") -> PipelineSpec:
     return spec
 
 
-def _imports(data: Mapping, spec: PipelineSpec, c: _Collector) -> None:
+def _imports(data: Mapping, spec: PipelineSpec, c: _Collector, allow: bool = True) -> None:
     imports = data.get("imports", []) or []
     if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
         c.add("'imports' must be a list of Python module names that register ops", _pos_of(data, "imports"))
+        return
+    if imports and not allow:
+        c.add(f"'imports' would import (run) the Python modules {', '.join(map(repr, imports))}, and imports "
+              "are turned off (allow_imports=False / --no-imports); read those modules first, then load the "
+              "file with imports allowed if you trust them", _key_pos(data, "imports"))
         return
     for i, module in enumerate(imports):
         try:
@@ -266,6 +281,8 @@ def _step(item: Any, path: str, c: _Collector, pos: Position | None) -> Step | N
         return None
     p_ok = _check_p(params, c, name)
     checked = dict(params) if p_ok else {k: v for k, v in params.items() if k != "p"}   # the rest still checked
+    if not _check_numbers(params, c, name):
+        return None
     try:
         spec.validate(dict(checked))   # first: library ops would otherwise warn about unknown arguments
         op = spec.build(dict(checked))
@@ -273,12 +290,47 @@ def _step(item: Any, path: str, c: _Collector, pos: Position | None) -> Step | N
         # albumentations wraps its pydantic error in a ValueError; report the pydantic one per parameter
         cause = exc if isinstance(exc, ValidationError) else exc.__cause__
         if isinstance(cause, ValidationError):
-            for err in cause.errors():
+            for err in _one_per_param(cause.errors()):
                 _report_validation(err, spec, name, params, c, npos)
         else:
             c.add(f"invalid parameters: {exc}", npos, op=name)
         return None
     return OpStep(op, path, name) if p_ok else None
+
+
+MAX_SIDE = 32766   # OpenCV's warps and remaps need image sides below SHRT_MAX (32767)
+_SIDE_PARAM = re.compile(r"(.*_)?(size|height|width)(_.*)?")
+
+
+def is_side_param(name: str) -> bool:
+    """Parameters that are image sides in pixels (`size`, `height`, `max_size`, `min_width`...)."""
+    return bool(_SIDE_PARAM.fullmatch(name))
+
+
+def _numbers(value: Any):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield value
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+
+
+def _check_numbers(params: Mapping, c: _Collector, op: str) -> bool:
+    """Every number written must be finite (no .inf/.nan), and image sides must fit OpenCV."""
+    ok = True
+    for key, value in params.items():
+        nums = list(_numbers(value))
+        if any(isinstance(v, float) and not math.isfinite(v) for v in nums):
+            c.add(f"must be finite numbers, got {_plain_value(value)!r} (.inf and .nan are not allowed)",
+                  _pos_of(params, key), op=op, param=str(key))
+            ok = False
+        elif is_side_param(str(key)) and any(abs(v) > MAX_SIDE for v in nums):
+            c.add(f"image sides must be at most {MAX_SIDE} pixels (OpenCV's limit), got {_plain_value(value)!r}",
+                  _pos_of(params, key), op=op, param=str(key))
+            ok = False
+    return ok
 
 
 def _check_p(params: Mapping, c: _Collector, op: str) -> bool:
@@ -313,7 +365,8 @@ def _control(kind: str, params: Any, path: str, c: _Collector, pos: Position | N
     if kind == "one_of":
         weights = params.get("weights")
         if weights is not None and (not isinstance(weights, list) or len(weights) != len(children)
-                                    or any(not isinstance(w, (int, float)) or w < 0 for w in weights)
+                                    or any(isinstance(w, bool) or not isinstance(w, (int, float))
+                                           or not math.isfinite(w) or w < 0 for w in weights)
                                     or sum(weights) <= 0):
             c.add(f"'weights' must be {len(children)} non-negative numbers with a positive sum, got {weights!r}",
                   _pos_of(params, "weights"), op=kind)
@@ -365,6 +418,20 @@ def _literal_choices(annotation: Any) -> list[Any]:
     out = []
     for arg in typing.get_args(annotation) or ():
         out.extend(_literal_choices(arg))
+    return out
+
+
+def _one_per_param(errors: list[dict]) -> list[dict]:
+    """pydantic reports a value that fits no member of a union once per member; keep one per parameter
+    (the allowed text that follows names the whole union)."""
+    seen, out = set(), []
+    for err in errors:
+        loc = err.get("loc") or ()
+        key = loc[0] if loc and err.get("type") != "extra_forbidden" else (id(err),)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(err)
     return out
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 from augflow import registry
-from augflow.config.build import CONTROL_KEYS, FORMAT_VERSION
+from augflow.config.build import CONTROL_KEYS, FORMAT_VERSION, MAX_SIDE, is_side_param
 from augflow.sample import BBOX_FORMATS, FIELD_KINDS, KEYPOINT_FORMATS
 
 
@@ -27,10 +28,60 @@ def op_params_schema(name: str) -> dict[str, Any]:
         if param in props:
             props[param] = {"anyOf": [props[param], {"enum": list(names)}],
                             "description": props[param].get("description", "")}
+    for pname in spec.schema.model_fields:    # bounds the loader checks with validator functions
+        if pname in props:
+            # adapter schemas re-declare fields with defaults; the library's own field keeps the validators
+            for model in spec.schema.__mro__:
+                f = getattr(model, "model_fields", {}).get(pname) if isinstance(model, type) else None
+                for bound in _range_bounds(f) if f is not None else ():
+                    _bound(props[pname], **bound)
+            if is_side_param(pname):
+                _bound(props[pname], min_val=-MAX_SIDE, max_val=MAX_SIDE)
     # `p` is a probability for every op (the loader checks it for all, whatever the op's own schema says)
     props["p"] = {"type": "number", "minimum": 0, "maximum": 1, "description": "Probability that the op is applied."}
     schema.setdefault("description", spec.doc.split("\n\n")[0])
     return schema
+
+
+def _validator_funcs(field: Any) -> list[Any]:
+    funcs = [getattr(m, "func", None) for m in field.metadata]
+
+    def walk(annotation: Any) -> None:
+        funcs.extend(getattr(m, "func", None) for m in getattr(annotation, "__metadata__", ()) or ())
+        for arg in typing.get_args(annotation):
+            walk(arg)
+
+    walk(field.annotation)
+    return [f for f in funcs if f is not None]
+
+
+def _range_bounds(field: Any) -> list[dict[str, Any]]:
+    """albumentations' `check_range_bounds(min, max)` validators, read from their closures."""
+    out = []
+    for func in _validator_funcs(field):
+        names = getattr(getattr(func, "__code__", None), "co_freevars", ())
+        if {"min_val", "max_val"} <= set(names) and func.__closure__:
+            cells = dict(zip(names, (c.cell_contents for c in func.__closure__)))
+            out.append({k: cells.get(k) for k in ("min_val", "max_val", "min_inclusive", "max_inclusive")
+                        if k in cells})
+    return out
+
+
+def _bound(schema: dict[str, Any], min_val: Any = None, max_val: Any = None, min_inclusive: bool = True,
+           max_inclusive: bool = True) -> None:
+    """Put numeric bounds on every number the property allows (itself, tuple items, union members)."""
+    if not isinstance(schema, dict):
+        return
+    for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
+        for sub in schema.get(key, []) or []:
+            _bound(sub, min_val, max_val, min_inclusive, max_inclusive)
+    if isinstance(schema.get("items"), dict):
+        _bound(schema["items"], min_val, max_val, min_inclusive, max_inclusive)
+    if schema.get("type") in ("number", "integer"):
+        if min_val is not None:
+            schema["minimum" if min_inclusive else "exclusiveMinimum"] = min_val
+        if max_val is not None:
+            schema["maximum" if max_inclusive else "exclusiveMaximum"] = max_val
 
 
 def pipeline_json_schema() -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal, Optional, Union
 
 import numpy as np
 import torch
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from augflow.config.errors import SampleError
 from augflow.ops import kernels_pil
@@ -201,6 +201,10 @@ class RandAugment(Op):
         num_ops: int = Field(2, ge=0, description="Ops applied in sequence per image (N).")
         num_magnitude_bins: int = Field(31, ge=2, description="Number of magnitude bins of every op's range.")
         magnitude: int = Field(9, ge=0, description="Magnitude bin (M), 0..num_magnitude_bins-1 (0..30 by default).")
+        # the JSON Schema carries the check below for the default 31 bins (a schema cannot compare two fields)
+        model_config = ConfigDict(json_schema_extra={
+            "if": {"properties": {"num_magnitude_bins": {"const": 31}}},
+            "then": {"properties": {"magnitude": {"maximum": 30}}}})
 
         @field_validator("magnitude")
         @classmethod

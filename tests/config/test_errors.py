@@ -260,8 +260,10 @@ def test_a_dict_pipeline_gets_the_same_checks():
 def test_yaml_cannot_construct_python_objects(tmp_path):
     path = tmp_path / "evil.yaml"
     path.write_text("augflow: 1\nname: !!python/object/apply:os.system ['echo hi']\n")
-    with pytest.raises(PipelineConfigError, match=r"evil\.yaml:2:7: YAML syntax error"):
+    with pytest.raises(PipelineConfigError, match=r"evil\.yaml:2:7: YAML tags are not allowed") as info:
         augflow.Pipeline.from_yaml(path)
+    assert "!!python/object/apply:os.system" in str(info.value)
+    assert "indentation" not in str(info.value)     # not a syntax problem
 
 
 # ---- bad samples --------------------------------------------------------------------------------

@@ -107,10 +107,19 @@ def reseed(np_gen: np.random.Generator, py_random: random.Random, seed: int) -> 
 
 
 def snake_case(name: str) -> str:
-    """`RandomResizedCrop` -> `random_resized_crop`, `CLAHE` -> `clahe`, `ISONoise` -> `iso_noise`."""
-    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    """`RandomResizedCrop` -> `random_resized_crop`, `CLAHE` -> `clahe`, `ISONoise` -> `iso_noise`,
+    `AtLeastOneBBoxRandomCrop` -> `at_least_one_bbox_random_crop`, `CenterCrop3D` -> `center_crop_3d`."""
+    s = name.replace("BBox", "Bbox")
+    s = re.sub(r"(\d)D(?=[A-Z]|$)", r"_\1d", s)
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", s)
     s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s)
     return s.lower()
+
+
+def _old_snake_case(name: str) -> str:
+    """The aliases of augflow 0.1 (`at_least_one_b_box_random_crop`, `center_crop3_d`): still accepted."""
+    s = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s).lower()
 
 
 class _Processors:
@@ -491,7 +500,7 @@ def register_all() -> None:
         registry.add(registry.OpSpec(
             name=op_cls.name, factory=op_cls, schema_source=functools.partial(params_schema, cls), targets=op_cls.targets,
             family=_family_of(cls), doc=op_cls.__doc__, backends=("albumentations",),
-            aliases=(snake_case(cls_name),), hidden_params=("strict",),
+            aliases=tuple(dict.fromkeys((snake_case(cls_name), _old_snake_case(cls_name)))), hidden_params=("strict",),
             extra={"cls": op_cls, "named_constants": _NAMED_CONSTANTS},
         ))
 
