@@ -130,7 +130,7 @@ def _step(d: Mapping[str, Any], where: str, force: bool = False) -> dict[str, An
         ops = [_step(t, f"{where}.transforms[{i}]", force=True) for i, t in enumerate(children)]
         weights = [float(t.get("p", 1.0)) for t in children]
         body: dict[str, Any] = {"ops": ops}
-        if len(set(weights)) > 1:
+        if any(w != 1.0 for w in weights):
             body["weights"] = weights
         return _control("one_of", body, 1.0 if force else p)
     if cls == "OneOrOther":
@@ -172,9 +172,15 @@ def _op(cls_name: str, d: Mapping[str, Any], where: str, p: float) -> dict[str, 
     transform_cls = spec.extra["cls"].transform_cls
     defaults = {k: v.default for k, v in inspect.signature(transform_cls.__init__).parameters.items()
                 if v.default is not inspect.Parameter.empty}
+    fields = spec.schema.model_fields
     params = {}
     for key, value in d.items():
         if key in ("__class_fullname__", "p") or key in spec.hidden_params:
+            continue
+        if key not in fields:   # serialized state that is no init argument (e.g. PadIfNeeded's padding)
+            if key in defaults and _plain(defaults[key]) != _plain(value):
+                warnings.warn(f"{where}: {cls_name}({key}={value!r}) is not a parameter albumentations "
+                              f"{A.__version__} validates; it is left out", UserWarning, stacklevel=4)
             continue
         if key in defaults and _plain(defaults[key]) == _plain(value):
             continue
@@ -243,7 +249,9 @@ def _to_albu(step: Any, p: float | None = None) -> Any:
         if not isinstance(step.n, int):
             raise AlbumentationsConversionError(f"some_of at {step.path} draws n from {list(step.n)}; "
                                                 "albumentations' SomeOf takes a fixed n")
-        return A.RandomOrder([_to_albu(s) for s in step.steps], n=step.n, replace=step.replace, p=own_p)
+        # some_of applies its draws in the order drawn: RandomOrder does, SomeOf (n > 1) sorts them
+        kind = A.SomeOf if step.n <= 1 else A.RandomOrder
+        return kind([_to_albu(s) for s in step.steps], n=step.n, replace=step.replace, p=own_p)
     raise TypeError(f"not a pipeline step: {step!r}")
 
 
