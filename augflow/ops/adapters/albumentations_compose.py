@@ -20,6 +20,7 @@ conversion warns. `pipeline_to_compose(pipe)` goes back when every op is an albu
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import warnings
@@ -29,7 +30,7 @@ from typing import Any, Mapping
 import albumentations as A
 
 from augflow import registry
-from augflow.ops.adapters.albumentations import AlbumentationsOp, _default_p, snake_case
+from augflow.ops.adapters.albumentations import AlbumentationsOp, snake_case
 from augflow.steps import OneOf, OpStep, Sequential, SomeOf
 
 # BboxParams/KeypointParams settings the adapter keeps at albumentations' defaults.
@@ -170,8 +171,7 @@ def _op(cls_name: str, d: Mapping[str, Any], where: str, p: float) -> dict[str, 
     except registry.UnknownOpError:
         name = full
     transform_cls = spec.extra["cls"].transform_cls
-    defaults = {k: v.default for k, v in inspect.signature(transform_cls.__init__).parameters.items()
-                if v.default is not inspect.Parameter.empty}
+    defaults = _serialized_defaults(transform_cls)
     fields = spec.schema.model_fields
     params = {}
     for key, value in d.items():
@@ -185,9 +185,23 @@ def _op(cls_name: str, d: Mapping[str, Any], where: str, p: float) -> dict[str, 
         if key in defaults and _plain(defaults[key]) == _plain(value):
             continue
         params[key] = _plain(value)
-    if p != _default_p(transform_cls):
-        params["p"] = p
+    params["p"] = p   # always written: albumentations' default p differs between transforms
     return {name: params}
+
+
+@functools.lru_cache(maxsize=None)
+def _serialized_defaults(transform_cls: type) -> dict[str, Any]:
+    """Default parameters as `to_dict` writes them (processed: `rotate: 0` is `[0, 0]`), so that
+    only what the user changed is written; the signature's defaults where the class needs arguments."""
+    out = {k: v.default for k, v in inspect.signature(transform_cls.__init__).parameters.items()
+           if v.default is not inspect.Parameter.empty}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out.update(A.to_dict(transform_cls())["transform"])
+    except Exception:   # noqa: BLE001  (required arguments: keep the signature's defaults)
+        pass
+    return out
 
 
 def _plain(value: Any) -> Any:
