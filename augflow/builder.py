@@ -22,7 +22,7 @@ from typing import Any, Iterable, Mapping
 
 from augflow.config.errors import PipelineConfigError
 
-CONTROL = ("one_of", "some_of", "sequential")
+CONTROL = ("one_of", "some_of", "sequential", "views")
 
 
 class OpCallError(ValueError):
@@ -38,6 +38,8 @@ class OpCall:
 
     def to_item(self) -> dict[str, Any]:
         """The YAML item: `{name: params}`, control steps with their `ops` as items too."""
+        if self.name == "views":   # the `- views: k` split point
+            return {"views": self.params["k"]}
         return {self.name: _plain(self.params)}
 
     def __repr__(self) -> str:
@@ -92,8 +94,15 @@ def control(kind: str, ops: Iterable[OpCall], **params: Any) -> OpCall:
     return op_call(kind, {"ops": ops, **params})
 
 
+def views_item(k: int) -> OpCall:
+    """The `- views: k` item: ops before it in `sample` run once, ops after it once per view."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise OpCallError(f"augflow.op.views({k!r}): the number of views must be a positive integer")
+    return OpCall("views", {"k": k})
+
+
 def pipeline_data(sample: Iterable[OpCall] = (), batch: Iterable[OpCall] | Mapping[str, Any] | None = None, *,
-                  views: int | Mapping[str, Iterable[OpCall]] | None = None, offline: Iterable[OpCall] | None = None,
+                  views: Mapping[str, Iterable[OpCall]] | None = None, offline: Iterable[OpCall] | None = None,
                   negatives: Iterable[OpCall] | None = None, fields: Mapping[str, Any] | None = None,
                   name: str = "pipeline", description: str | None = None, seed: int = 0,
                   imports: Iterable[str] | None = None, decode: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -109,9 +118,10 @@ def pipeline_data(sample: Iterable[OpCall] = (), batch: Iterable[OpCall] | Mappi
     if decode:
         data["decode"] = _plain(dict(decode))
     data["sample"] = _items(sample, "sample")
-    if isinstance(views, int):
-        data["sample"].append({"views": views})
-    elif views is not None:
+    if views is not None and not isinstance(views, Mapping):
+        raise OpCallError(f"Pipeline.build(views={views!r}): views takes a mapping of view names to op lists; "
+                          "for k views of the same ops put augflow.op.views(k) in sample, before the per-view ops")
+    if views is not None:
         data["views"] = {k: _items(v, f"views[{k!r}]") for k, v in views.items()}
     if batch is not None:
         if isinstance(batch, Mapping):
@@ -146,6 +156,7 @@ def op_stub() -> str:
              "def some_of(ops: Sequence[OpCall], *, n: int | Sequence[int] = 1, replace: bool = False, "
              "p: float = 1.0) -> OpCall: ...",
              "def sequential(ops: Sequence[OpCall], *, p: float = 1.0) -> OpCall: ...",
+             "def views(k: int) -> OpCall: ...",
              "def __getattr__(name: str) -> Any: ...", ""]
     for spec in registry.specs():
         for name in (spec.name, *spec.aliases):
@@ -199,4 +210,4 @@ if __name__ == "__main__":   # python -m augflow.builder: regenerate augflow/op.
     print(write_stub())
 
 
-__all__ = ["OpCall", "OpCallError", "op_call", "control", "pipeline_data", "op_stub", "write_stub"]
+__all__ = ["OpCall", "OpCallError", "op_call", "control", "views_item", "pipeline_data", "op_stub", "write_stub"]

@@ -3,6 +3,7 @@
     augflow.op.random_resized_crop(size=(224, 224))          # an op, by name or alias
     augflow.op.albumentations.RandomResizedCrop(size=(224, 224))
     augflow.op.one_of([augflow.op.blur(), augflow.op.gauss_noise()], p=0.3)
+    augflow.op.views(2)                                      # ops after it run once per view
 
 Builders are made on first access from the op registry (nothing is imported before), so
 `import augflow` stays light. Editors complete names and keyword arguments from `op.pyi`.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from augflow.builder import OpCall, OpCallError, control, op_call
+from augflow.builder import OpCall, OpCallError, control, op_call, views_item
 
 
 def one_of(ops: Iterable[OpCall], **params: Any) -> OpCall:
@@ -28,6 +29,11 @@ def some_of(ops: Iterable[OpCall], **params: Any) -> OpCall:
 def sequential(ops: Iterable[OpCall], **params: Any) -> OpCall:
     """Apply all of `ops` in order, together, with probability `p`."""
     return control("sequential", ops, **params)
+
+
+def views(k: int) -> OpCall:
+    """The `- views: k` item in `sample`: ops before it run once, ops after it once per view."""
+    return views_item(k)
 
 
 class _Namespace:
@@ -71,4 +77,4 @@ def __getattr__(name: str) -> Callable[..., OpCall]:
     return fn
 
 
-__all__ = ["one_of", "some_of", "sequential", "OpCall", "OpCallError"]
+__all__ = ["one_of", "some_of", "sequential", "views", "OpCall", "OpCallError"]

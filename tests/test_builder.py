@@ -74,6 +74,20 @@ def test_views_fields_and_stages_are_written_where_the_yaml_has_them():
     assert pipe.spec.fields["boxes"].format == "coco"
 
 
+def test_views_item_splits_sample_like_the_yaml(astronaut):
+    op = augflow.op
+    pipe = augflow.Pipeline.build(sample=[op.center_crop(height=64, width=64), op.views(2),
+                                          op.random_resized_crop(size=(32, 32))])
+    assert pipe.to_dict()["sample"][1] == {"views": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = pipe({"image": astronaut}, seed=3)
+    assert out["view0"]["image"].shape == out["view1"]["image"].shape == (32, 32, 3)
+    assert not np.array_equal(out["view0"]["image"], out["view1"]["image"])
+    with pytest.raises(OpCallError, match=r"augflow\.op\.views\(k\) in sample"):
+        augflow.Pipeline.build(sample=[op.horizontal_flip()], views=2)
+
+
 def test_bad_parameters_name_the_python_call_and_the_allowed_values():
     with pytest.raises(OpCallError, match=r"augflow\.op\.random_resized_crop\(scale=\(0\.08, 1\.5\)\): "):
         augflow.op.random_resized_crop(size=(8, 8), scale=(0.08, 1.5))
@@ -103,7 +117,7 @@ def test_editor_stub_matches_the_registry():
     funcs = {n.name: n for n in ast.parse(stub).body if isinstance(n, ast.FunctionDef)}
     assert {"random_resized_crop", "horizontal_flip", "mixup", "one_of"} <= set(funcs)
     for name, fn in funcs.items():
-        if name in ("one_of", "some_of", "sequential", "__getattr__"):
+        if name in ("one_of", "some_of", "sequential", "views", "__getattr__"):
             continue
         params = {p["name"] for p in registry.get(name).params_info()}
         assert {a.arg for a in fn.args.kwonlyargs} == params, name
