@@ -67,9 +67,11 @@ class Pipeline:
         return cls.from_dict(pipeline_data(sample, batch, **options), filename="<Pipeline.build>")
 
     @classmethod
-    def from_albumentations(cls, compose: Any, *, name: str = "from_albumentations", seed: int = 0) -> "Pipeline":
+    def from_albumentations(cls, compose: Any, *, name: str = "from_albumentations",
+                            seed: int | None = None) -> "Pipeline":
         """The pipeline of an albumentations `A.Compose` (or `A.to_dict`'s dict, or an `A.save` file):
-        the same transforms and probabilities, plus replay, worker-independent seeding and `compile`."""
+        the same transforms and probabilities, plus replay, worker-independent seeding and `compile`.
+        `seed`: the pipeline seed (default: the Compose's `seed`, else 0)."""
         from augflow.ops.adapters.albumentations_compose import compose_to_data
         return cls.from_dict(compose_to_data(compose, name, seed), filename="<from_albumentations>")
 

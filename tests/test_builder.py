@@ -97,7 +97,7 @@ def test_bad_parameters_name_the_python_call_and_the_allowed_values():
         augflow.op.horizontal_flip(p=1.5)
     with pytest.raises(OpCallError, match=r"augflow\.op\.one_of\(ops=.*weights=\[1\]\): 'weights' must be 2"):
         augflow.op.one_of([augflow.op.blur(), augflow.op.to_gray()], weights=[1])
-    with pytest.raises(AttributeError, match=r"augflow\.op\.horizontal_flp: unknown op .*did you mean 'horizontal_flip'"):
+    with pytest.raises(AttributeError, match=r"augflow\.op\.horizontal_flp: unknown op .*'horizontal_flip'"):
         augflow.op.horizontal_flp
     with pytest.raises(OpCallError, match=r"item 0 must be an augflow\.op"):
         augflow.Pipeline.build(sample=[{"horizontal_flip": {}}])

@@ -59,7 +59,8 @@ def _one(boxes: Any, scores: Any, labels: Any, keypoints: Any = None) -> Detecti
     out = {"boxes": b, "scores": _as_tensor(scores, torch.float64).reshape(-1),
            "labels": _as_tensor(labels, torch.int64).reshape(-1)}
     if keypoints is not None:
-        out["keypoints"] = _as_tensor(keypoints, torch.float64).reshape(b.shape[0], -1, torch.as_tensor(keypoints).shape[-1])
+        kp = _as_tensor(keypoints, torch.float64)
+        out["keypoints"] = kp.reshape(b.shape[0], -1, kp.shape[-1])
     if not (out["scores"].shape[0] == out["labels"].shape[0] == b.shape[0]):
         raise ValueError(f"a detection has {b.shape[0]} boxes, {out['scores'].shape[0]} scores and "
                          f"{out['labels'].shape[0]} labels; they must match")

@@ -289,6 +289,12 @@ def test_a_dict_and_saved_files_give_the_same_pipeline(tmp_path):
     assert fields["bboxes"] == {"kind": "bboxes", "format": "coco", "label_fields": ["labels"]}
 
 
+def test_the_compose_seed_becomes_the_pipeline_seed():
+    assert augflow.Pipeline.from_albumentations(A.Compose([A.HorizontalFlip()], seed=137)).seed == 137
+    assert augflow.Pipeline.from_albumentations(A.Compose([A.HorizontalFlip()], seed=137), seed=5).seed == 5
+    assert augflow.Pipeline.from_albumentations(A.Compose([A.HorizontalFlip()])).seed == 0
+
+
 def test_settings_augflow_cannot_keep_are_named_not_lost():
     c = A.Compose([A.HorizontalFlip()], bbox_params=A.BboxParams(format="coco", min_visibility=0.3,
                                                                    label_fields=["labels"]))

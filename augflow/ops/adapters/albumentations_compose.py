@@ -4,11 +4,12 @@
 by `A.save`) and gives the pipeline dict `Pipeline.from_dict` takes: each transform becomes its
 `albumentations.X` op (snake_case alias when that names the same op), with the parameters that
 differ from albumentations' defaults and its `p`; `bbox_params`/`keypoint_params` and
-`additional_targets` become `fields:`. Control flow keeps albumentations' meaning:
+`additional_targets` become `fields:`. Control flow keeps albumentations' meaning (a OneOf child's
+p is its weight, and the chosen child always runs):
 
 | albumentations                     | augflow                                                          |
 |------------------------------------|------------------------------------------------------------------|
-| `OneOf(ts, p)`                     | `one_of: {ops: ts (each p: 1), weights: [t.p ...], p}` (albumentations forces the chosen one) |
+| `OneOf(ts, p)`                     | `one_of: {ops: ts (each p: 1), weights: [t.p ...], p}`          |
 | `OneOrOther(a, b, p)`              | `one_of: {ops: [a, b] (p: 1), weights: [p, 1 - p]}`              |
 | `SomeOf(ts, n, replace, p)`        | `some_of: {ops: ts, n, replace, p}` (each with its own p)        |
 | `RandomOrder(ts, n, replace, p)`   | the same `some_of` (both apply the chosen ops in drawn order)    |
@@ -71,8 +72,12 @@ def load_compose_dict(source: Any) -> dict[str, Any]:
                     f"got {type(source).__name__}")
 
 
-def compose_to_data(source: Any, name: str = "from_albumentations", seed: int = 0) -> dict[str, Any]:
-    """Pipeline data (for `Pipeline.from_dict`) equivalent to an albumentations composition."""
+def compose_to_data(source: Any, name: str = "from_albumentations", seed: int | None = None) -> dict[str, Any]:
+    """Pipeline data (for `Pipeline.from_dict`) equivalent to an albumentations composition; the
+    pipeline seed is `seed`, else the Compose's own `seed`, else 0."""
+    if seed is None:
+        seed = getattr(source, "seed", None) if isinstance(source, A.BaseCompose) else None
+    seed = 0 if seed is None else seed
     top = load_compose_dict(source)
     fields: dict[str, Any] = {"image": "image"}
     if _class_name(top) in ("Compose", "ReplayCompose"):
@@ -147,8 +152,9 @@ def _step(d: Mapping[str, Any], where: str, force: bool = False) -> dict[str, An
             body["replace"] = True
         return _control("some_of", body, 1.0 if force else p)
     if children:
-        raise AlbumentationsConversionError(f"{where}: albumentations {cls} has no augflow counterpart (supported "
-                                            "control flow: Compose, Sequential, OneOf, OneOrOther, SomeOf, RandomOrder)")
+        raise AlbumentationsConversionError(
+            f"{where}: albumentations {cls} has no augflow counterpart (supported control flow: Compose, "
+            "Sequential, OneOf, OneOrOther, SomeOf, RandomOrder)")
     return _op(cls, d, where, 1.0 if force else p)
 
 
