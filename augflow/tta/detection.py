@@ -205,7 +205,8 @@ class DetectionTTA:
 
     `images`: a (B, C, H, W) tensor or a list of (C, H, W) tensors (sizes may differ). The detector
     is called with views of the same shape stacked (a tensor, or a list when given a list), at most
-    `max_batch` images per call. Returns one dict per image, in the input's pixel frame.
+    `max_batch` images per call (halved on a CUDA out-of-memory error). Returns one dict per image,
+    in the input's pixel frame, as CPU tensors (ensemble-boxes works on numpy arrays).
     """
 
     task = "detection"
@@ -291,16 +292,24 @@ class DetectionTTA:
             groups.setdefault(tuple(img.shape), []).append(i)
         out: list[Detections | None] = [None] * len(flat)
         for members in groups.values():
-            step = self.max_batch or len(members)
-            for lo in range(0, len(members), step):
-                idx = members[lo:lo + step]
+            lo = 0
+            while lo < len(members):
+                idx = members[lo:lo + (self.max_batch or len(members))]
                 batch = [flat[i] for i in idx]
-                raw = self.model(batch if as_list else torch.stack(batch))
+                try:
+                    raw = self.model(batch if as_list else torch.stack(batch))
+                except torch.cuda.OutOfMemoryError:
+                    if len(idx) <= 1:
+                        raise
+                    self.max_batch = max(1, len(idx) // 2)   # as large as memory allows: halve and retry
+                    torch.cuda.empty_cache()
+                    continue
                 raw = self.output_fn(raw) if self.output_fn is not None else raw
                 for i, det in zip(idx, parse_detections(raw, len(idx))):
                     out[i] = det
                 rep.model_calls += 1
                 rep.model_inputs += len(idx)
+                lo += len(idx)
         return out  # type: ignore[return-value]
 
 

@@ -190,3 +190,21 @@ def test_bad_settings_are_refused_with_the_allowed_values():
         TTA(find_coins, {"augflow": 1, "tta": [{"rotate": {"angles": [0, 10]}}]}, task="detection")
     with pytest.raises(TypeError, match="boxes"):
         TTA(lambda v: v.mean(), "hflip", task="detection")(coins_batch())
+
+
+def test_out_of_memory_halves_the_call_size_and_retries_the_same_images():
+    calls = []
+
+    def detector(v):
+        calls.append(len(v))
+        if len(v) > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return find_coins(v)
+
+    x = coins_batch()
+    tta = TTA(detector, "flips", task="detection")      # 4 views x 2 images, all the same shape
+    got = tta(x)
+    assert calls == [8, 4, 2, 2, 2, 2] and tta.max_batch == 2   # 8 fails, 4 fails, then pairs
+    assert tta.last_report.model_inputs == 8
+    for a, b in zip(got, TTA(find_coins, "flips", task="detection", max_batch=3)(x)):
+        assert torch.equal(a["boxes"], b["boxes"])
