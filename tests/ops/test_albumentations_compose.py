@@ -289,6 +289,22 @@ def test_a_dict_and_saved_files_give_the_same_pipeline(tmp_path):
     assert fields["bboxes"] == {"kind": "bboxes", "format": "coco", "label_fields": ["labels"]}
 
 
+def test_additional_targets_become_fields_and_move_like_their_kind(photo, chelsea):
+    def user():
+        return A.Compose([A.HorizontalFlip(p=1.0), A.Resize(40, 48)],
+                         additional_targets={"image2": "image", "mask2": "mask"})
+    pipe = augflow.Pipeline.from_albumentations(user())
+    assert pipe.to_dict()["fields"] == {"image": "image", "image2": "image", "mask2": "mask"}
+    other = np.ascontiguousarray(chelsea[::2, ::2])
+    inputs = {"image": photo, "image2": other, "mask2": (other.mean(axis=2) > 100).astype(np.uint8)}
+    assert_same(pipe(inputs, seed=0), user()(**inputs), inputs)
+
+
+def test_lambda_transforms_are_refused_with_what_to_do_instead():
+    with pytest.raises(AlbumentationsConversionError, match="augflow.register"):
+        augflow.Pipeline.from_albumentations(A.Compose([A.Lambda(image=lambda x, **kw: x)]))
+
+
 def test_the_compose_seed_becomes_the_pipeline_seed():
     assert augflow.Pipeline.from_albumentations(A.Compose([A.HorizontalFlip()], seed=137)).seed == 137
     assert augflow.Pipeline.from_albumentations(A.Compose([A.HorizontalFlip()], seed=137), seed=5).seed == 5

@@ -50,7 +50,13 @@ class AlbumentationsConversionError(ValueError):
 def load_compose_dict(source: Any) -> dict[str, Any]:
     """The serialized form (`A.to_dict`'s `transform`) of a Compose, a dict, or a file from `A.save`."""
     if isinstance(source, (A.BaseCompose, A.BasicTransform)):
-        return A.to_dict(source)["transform"]
+        try:
+            return A.to_dict(source)["transform"]
+        except Exception as exc:   # noqa: BLE001  (e.g. Lambda: Python functions do not serialize)
+            raise AlbumentationsConversionError(
+                f"albumentations cannot serialize this composition ({type(exc).__name__}: {exc}); a Lambda "
+                "holds Python functions: make it an augflow op (augflow.register) and build the pipeline in "
+                "YAML or with augflow.Pipeline.build") from None
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
