@@ -26,6 +26,10 @@ def __getattr__(name: str):
         from augflow.tta import TTA
 
         return TTA
+    if name == "op":   # augflow.op.<name>(...): the Python builder, made lazily
+        import augflow.op as op
+
+        return op
     raise AttributeError(f"module 'augflow' has no attribute {name!r}")
 
 

@@ -61,6 +61,28 @@ class Pipeline:
     def from_dict(cls, data: Mapping[str, Any], filename: str = "<dict>") -> "Pipeline":
         return cls(build_spec(dict(data), filename), source=filename)
 
+    @classmethod
+    def build(cls, sample: Iterable[Any] = (), batch: Any = None, **options: Any) -> "Pipeline":
+        """A pipeline written in Python, mirroring the YAML: `sample=[augflow.op.horizontal_flip(p=0.5)]`,
+        `batch=[...]` (or `{"device": ..., "ops": [...]}`), `views`, `offline`, `negatives`, `fields`,
+        `name`, `description`, `seed`, `imports`, `decode`; see `augflow.builder`."""
+        from augflow.builder import pipeline_data
+        return cls.from_dict(pipeline_data(sample, batch, **options), filename="<Pipeline.build>")
+
+    @classmethod
+    def from_albumentations(cls, compose: Any, *, name: str = "from_albumentations",
+                            seed: int | None = None) -> "Pipeline":
+        """The pipeline of an albumentations `A.Compose` (or `A.to_dict`'s dict, or an `A.save` file):
+        the same transforms and probabilities, plus replay, worker-independent seeding and `compile`.
+        `seed`: the pipeline seed (default: the Compose's `seed`, else 0)."""
+        from augflow.ops.adapters.albumentations_compose import compose_to_data
+        return cls.from_dict(compose_to_data(compose, name, seed), filename="<from_albumentations>")
+
+    def to_albumentations(self):
+        """An `A.Compose` doing what the `sample:` stage does (every op must be an albumentations op)."""
+        from augflow.ops.adapters.albumentations_compose import pipeline_to_compose
+        return pipeline_to_compose(self)
+
     def to_dict(self) -> dict[str, Any]:
         data = _plain(self.spec.raw)
         data["seed"] = self.seed

@@ -35,8 +35,8 @@ from augflow.config.errors import ConfigIssue, PipelineConfigError
 from augflow.config.loader import LocatedDict, LocatedList, Position, load_yaml_file
 from augflow.tta.transforms import TRANSFORMS, TTATransform, invertible_names
 
-TASKS = ("classification", "segmentation", "keypoints", "boxes")
-DENSE_TASKS = ("segmentation", "keypoints", "boxes")
+TASKS = ("classification", "segmentation", "keypoints", "boxes", "detection")
+DENSE_TASKS = ("segmentation", "keypoints", "boxes", "detection")
 TOP_KEYS = ("augflow", "name", "description", "task", "merge", "combine", "seed", "tta")
 _MOVING_KINDS = {"mask", "masks", "bboxes", "keypoints"}
 

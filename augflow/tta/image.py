@@ -93,7 +93,8 @@ def describe(variant: Variant) -> str:
 
 
 class TTA:
-    """Test-time augmentation around `model` for classification, segmentation, keypoints or boxes.
+    """Test-time augmentation around `model` for classification, segmentation, keypoints or boxes;
+    `task="detection"` gives a `DetectionTTA` (variable-length box sets, ensemble-boxes merges).
 
     `pipeline`: a TTA YAML path, a preset name (`hflip`, `flips`, `d4`, `multiscale`, `shifts`,
     `hflip_shifts`), a dict, or a TTAConfig. `output`: whether the model returns `logits` or
@@ -101,6 +102,13 @@ class TTA:
     x_min, y_min, x_max, y_max (pixels) first; `keypoint_flip_index` re-pairs left/right keypoints
     in mirrored views. The model is called as it is (put it in eval mode yourself).
     """
+
+    def __new__(cls, model: Callable = None, pipeline: Any = "hflip", *, task: str | None = None, **kwargs: Any):
+        # Detectors return variable-length sets per image: their TTA is its own class.
+        if cls is TTA and (task == "detection" or (task is None and load_tta(pipeline).task == "detection")):
+            from augflow.tta.detection import DetectionTTA
+            return DetectionTTA(model, pipeline, task="detection", **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, model: Callable, pipeline: Any = "hflip", *, merge: str | None = None,
                  task: str | None = None, output: str = "logits", activation: str = "auto",

@@ -13,13 +13,14 @@ prediction (1 for `(B, C)` and `(B, C, H, W)`).
 | vote         | logits or probabilities    | share of views voting for each class (argmax)     |
 | mean_logits  | logits                     | mean logits (softmax it yourself)                 |
 | median       | coordinates (points/boxes) | per-coordinate median (mean is also allowed)      |
+| wbf, nms, soft_nms | detections (task detection) | ensemble-boxes fusion (see tta/detection.py) |
 """
 
 from __future__ import annotations
 
 import torch
 
-MERGES = ("mean", "gmean", "max", "vote", "mean_logits", "median")
+MERGES = ("mean", "gmean", "max", "vote", "mean_logits", "median", "wbf", "nms", "soft_nms")
 CLASS_MERGES = ("mean", "gmean", "max", "vote", "mean_logits")
 COORD_MERGES = ("mean", "median")
 _EPS = 1e-12
