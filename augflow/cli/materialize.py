@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from augflow.cli.console import Progress, fail
+from augflow.io.sources import DEFAULT_MAX_PIXELS
 
 
 class Format(str, Enum):

@@ -30,7 +30,8 @@ from augflow.sample import default_field_spec
 IMAGE_EXTS = ("jpg", "jpeg", "png", "bmp", "gif", "tif", "tiff", "webp", "ppm", "pgm", "pnm")
 MANIFEST_EXTS = (".csv", ".jsonl", ".ndjson")
 _IMAGE_COLUMNS = ("image", "path", "file", "filename", "img")
-DEFAULT_MAX_PIXELS = 89_478_485   # Pillow's own decompression-bomb threshold
+DEFAULT_MAX_PIXELS = 89_478_485   # Pillow's own decompression-bomb threshold; the CLI's and the loaders' limit
+_RAISE_LIMIT = "raise it with --max-pixels, or max_pixels= in pipe.compile()"
 
 
 class SourceError(ValueError):
@@ -382,14 +383,20 @@ def _open_checked(data: bytes, origin: str, max_pixels: int) -> Image.Image:
         raise ImageDecodeError(origin, "not an image format Pillow can read") from None
     except Image.DecompressionBombError:
         raise ImageDecodeError(origin, f"image is larger than the limit of {max_pixels:,} pixels "
-                                       "(raise it with --max-pixels)") from None
+                                       f"({_RAISE_LIMIT})") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(origin, f"truncated or corrupt ({exc})") from None
     w, h = img.size
     if w * h > max_pixels or w <= 0 or h <= 0:
         raise ImageDecodeError(origin, f"image is {w}x{h} pixels ({w * h:,}), over the limit of "
-                                       f"{max_pixels:,} (raise it with --max-pixels)")
+                                       f"{max_pixels:,} ({_RAISE_LIMIT})")
     return img
+
+
+def check_size(data: bytes, origin: str, max_pixels: int | None = None) -> None:
+    """Refuse an image over `max_pixels` (default DEFAULT_MAX_PIXELS) from its header, before any
+    pixel is decoded: the one limit `augflow materialize --max-pixels` and `pipe.compile(max_pixels=)` share."""
+    _open_checked(data, origin, DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels))
 
 
 def decode_image(data: bytes, origin: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
