@@ -127,3 +127,14 @@ def test_each_iteration_is_a_new_epoch_without_set_epoch(jpeg_paths, workers):
     assert all(torch.equal(first[i], t) for i, t in by_index(loader).items())
     third = by_index(loader)                                # and iteration continues from it
     assert all(torch.equal(second[i], t) for i, t in third.items())
+
+
+def test_dali_loader_also_advances_the_epoch_without_set_epoch(jpeg_paths):
+    pytest.importorskip("nvidia.dali", reason="DALI is the 'dali' extra")
+    pipe = augflow.Pipeline.from_dict({"augflow": 1, "seed": 1, "sample": PIPE["sample"][:3]})
+    loader = pipe.compile(jpeg_paths[:4], batch_size=4, backend="dali")
+    first, second = by_index(loader), by_index(loader)
+    assert loader.epoch == 1 and not torch.equal(first[0], second[0])
+    loader.set_epoch(1)
+    assert all(torch.equal(second[i], t) for i, t in by_index(loader).items())
+    loader.close()

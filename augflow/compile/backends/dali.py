@@ -261,8 +261,13 @@ class DaliLoader:
     # ---- loader interface ----------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+        self._epoch_chosen = True
 
     def __iter__(self) -> Iterator[dict]:
+        # as the torch loader: a new iteration is the next epoch unless set_epoch chose one
+        if getattr(self, "_iterated", False) and not getattr(self, "_epoch_chosen", False):
+            self.epoch += 1
+        self._epoch_chosen, self._iterated = False, True
         if self._unfinished:     # an earlier loop broke off mid-epoch: start over with a fresh DALI pipeline
             self._iterator, self._epochs = None, []
         self._epochs.append(self.epoch)   # before DALI prefetches the epoch (it does at reset)
