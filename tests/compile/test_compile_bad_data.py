@@ -138,3 +138,10 @@ def test_dali_loader_also_advances_the_epoch_without_set_epoch(jpeg_paths):
     loader.set_epoch(1)
     assert all(torch.equal(second[i], t) for i, t in by_index(loader).items())
     loader.close()
+
+
+def test_dali_refuses_skip_instead_of_ignoring_it(jpeg_paths):
+    pytest.importorskip("nvidia.dali", reason="DALI is the 'dali' extra")
+    from augflow.compile.backends import BackendError
+    with pytest.raises(BackendError, match="on_error='skip' is not supported by the dali backend"):
+        augflow.Pipeline.from_dict(PIPE).compile(jpeg_paths[:2], backend="dali", on_error="skip")

@@ -110,6 +110,9 @@ class DaliLoader:
         self.plan, self.records = plan, records
         self.steps = _steps(plan)
         opts = plan.options
+        if getattr(opts, "on_error", "raise") != "raise":
+            raise BackendError(f"on_error={opts.on_error!r} is not supported by the dali backend (a bad file stops "
+                               "the DALI pipeline); use the default backend to skip bad samples")
         self.rank, self.world_size = distributed_info(opts.rank, opts.world_size)
         self.sampler = EpochSampler(len(records), plan.seed, opts.shuffle, self.rank, self.world_size, opts.drop_last)
         self.gpu = torch.cuda.is_available() and str(plan.batch.device).startswith("cuda")
