@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import augflow
-from augflow.compile.backends.torch_loader import BadSampleError
 from augflow.io.sources import DEFAULT_MAX_PIXELS
 
 PIPE = {"augflow": 1, "name": "small", "seed": 3, "sample": [
@@ -46,6 +45,7 @@ def test_truncated_jpeg_error_names_the_file(folder_with_truncated, workers):
     assert bad in str(info.value)
     assert "on_error='skip'" in str(info.value)
     if workers == 0:
+        from augflow.compile.backends.torch_loader import BadSampleError
         assert isinstance(info.value, BadSampleError)
 
 
@@ -94,6 +94,7 @@ def _with_size(jpeg: Path, out: Path, h: int, w: int) -> str:
 
 
 def test_loader_refuses_images_over_the_clis_pixel_limit(jpeg_paths, tmp_path):
+    from augflow.compile.backends.torch_loader import BadSampleError
     huge = _with_size(Path(jpeg_paths[0]), tmp_path / "huge.jpg", 12000, 12000)
     pipe = augflow.Pipeline.from_dict(PIPE)
     with pytest.raises(BadSampleError, match=r"huge\.jpg.*12000x12000.*over the limit of 89,478,485"):
@@ -105,6 +106,7 @@ def test_pixel_limit_is_configurable_and_the_same_default_as_the_cli(jpeg_paths)
     import inspect
 
     from augflow.cli.materialize import materialize
+    from augflow.compile.backends.torch_loader import BadSampleError
     cli_default = inspect.signature(materialize).parameters["max_pixels"].default
     assert cli_default == DEFAULT_MAX_PIXELS
     pipe = augflow.Pipeline.from_dict(PIPE)
