@@ -147,3 +147,20 @@ def test_dali_refuses_skip_instead_of_ignoring_it(jpeg_paths):
     from augflow.compile.backends import BackendError
     with pytest.raises(BackendError, match="on_error='skip' is not supported by the dali backend"):
         augflow.Pipeline.from_dict(PIPE).compile(jpeg_paths[:2], backend="dali", on_error="skip")
+
+
+def test_in_memory_samples_are_named_by_index_and_dataset(jpeg_paths):
+    from augflow.compile.backends.torch_loader import BadSampleError
+    from augflow.compile.decoding import decode
+
+    good = decode(jpeg_paths[0])
+    samples = [{"image": good, "caption": "a dog."}, {"image": good[None], "caption": "a batch."},
+               {"image": good, "caption": "a cat."}]
+    pipe = augflow.Pipeline.from_dict(PIPE)
+    with pytest.raises(BadSampleError, match=r"sample 1 \(list\[1\]\)"):
+        list(pipe.compile(samples, batch_size=3))
+    loader = pipe.compile(samples, batch_size=3, on_error="skip")
+    with pytest.warns(UserWarning, match="skipped 1 bad sample of 3"):
+        (batch,) = list(loader)
+    assert batch["_index"].tolist() == [0, 2] and batch["caption"] == ["a dog.", "a cat."]
+    assert [(e.index, e.source) for e in loader.errors] == [(1, "list[1]")]

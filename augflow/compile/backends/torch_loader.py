@@ -71,11 +71,15 @@ def record_source(records: Any, index: int) -> str:
     if isinstance(record, (str, os.PathLike)):
         return os.fspath(record)
     if isinstance(record, Mapping):
-        for value in record.values():
-            if isinstance(value, (str, os.PathLike)) and os.path.splitext(os.fspath(value))[1]:
-                return os.fspath(value)
+        from augflow.io.readers import IMAGE_COLUMNS, IMAGE_EXTS
+        keys = [k for k in IMAGE_COLUMNS if k in record] + [k for k in record if k not in IMAGE_COLUMNS]
+        for key in keys:
+            value = record[key]
             if isinstance(value, Mapping) and isinstance(value.get("path"), str):   # Hugging Face Image()
-                return value["path"]
+                value = value["path"]
+            if isinstance(value, (str, os.PathLike)) and (key in IMAGE_COLUMNS or
+                                                          os.path.splitext(os.fspath(value))[1].lower() in IMAGE_EXTS):
+                return os.fspath(value)
     data = getattr(records, "items", records)
     return f"{type(data).__name__}[{index}]"
 
