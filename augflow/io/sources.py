@@ -413,7 +413,26 @@ def _open_checked(data: bytes, origin: str, max_pixels: int) -> Image.Image:
 def check_size(data: bytes, origin: str, max_pixels: int | None = None) -> None:
     """Refuse an image over `max_pixels` (default DEFAULT_MAX_PIXELS) from its header, before any
     pixel is decoded: the one limit `augflow materialize --max-pixels` and `pipe.compile(max_pixels=)` share."""
-    _open_checked(data, origin, DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels))
+    limit = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    hw = _jpeg_size(data)
+    if hw is None:
+        _open_checked(data, origin, limit)
+    elif hw[0] * hw[1] > limit:
+        h, w = hw
+        raise ImageDecodeError(origin, f"image is {w}x{h} pixels ({w * h:,}), over the limit of {limit:,} "
+                                       f"({_RAISE_LIMIT})")
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a JPEG header via libjpeg-turbo (~30x faster than opening with Pillow), else None."""
+    if data[:3] != b"\xff\xd8\xff":
+        return None
+    try:
+        import simplejpeg
+        h, w, _, _ = simplejpeg.decode_jpeg_header(data)
+    except (ImportError, ValueError):
+        return None
+    return int(h), int(w)
 
 
 def decode_image(data: bytes, origin: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

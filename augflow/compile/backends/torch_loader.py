@@ -8,7 +8,6 @@ process runs the batch stage on the target device.
   same index gets the same augmentation whatever the world size.
 - Hygiene: OpenCV and torch use one thread per worker (no oversubscription), workers persist
   between epochs, batches are pinned when the device is CUDA, channels-last on request.
-
 - Epochs: each new iteration is the next epoch unless `set_epoch` was called for it, so the
   usual `for epoch ...: for batch in loader:` gets a new augmentation every epoch; iteration k
   (from 0) of a fresh loader is epoch k in every run.
