@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from augflow.cli.console import Progress, fail
+from augflow.io.sources import DEFAULT_MAX_PIXELS
 
 
 class Format(str, Enum):
@@ -62,7 +63,11 @@ def materialize(
     max_pixels: Annotated[int, typer.Option("--max-pixels", help="Inputs larger than this are bad inputs.")]
     = 89_478_485,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=(
-        "Replace an output made with another pipeline, seed or input instead of refusing."))] = False,
+        "Replace an output made with another pipeline, seed or input instead of refusing (deletes only "
+        "the files that job wrote)."))] = False,
+    root: Annotated[Optional[Path], typer.Option("--root", show_default=False, help=(
+        "Refuse manifest paths that resolve outside this folder (for manifests from others). "
+        "Default: any path the manifest names."))] = None,
 ) -> None:
     """Augment every input K times and write the outputs plus a manifest (one row per output).
 
@@ -79,7 +84,7 @@ def materialize(
 
     opts = mat.JobOptions(pipeline=str(pipeline), input=input, output=str(output), copies=copies,
                           format=format.value, shard_size=shard_size, seed=seed, image_format=image_format.value,
-                          manifest=manifest.value, max_pixels=max_pixels)
+                          manifest=manifest.value, max_pixels=max_pixels, root=str(root) if root else None)
     try:
         job = mat.plan(opts, overwrite=overwrite)
     except PipelineConfigError as exc:
@@ -88,6 +93,8 @@ def materialize(
         raise fail("the pipeline file has errors") from None
     except (mat.MaterializeError, SourceError) as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(_os_error(exc, output)) from None
     todo = job.n_shards - len(job.done)
     if 0 < todo < workers:
         typer.echo(f"note: {todo} shards to do for {workers} workers; a smaller --shard-size would use them all "
@@ -101,7 +108,17 @@ def materialize(
                               progress=bar.advance)
     except mat.MaterializeError as exc:
         raise fail(f"{exc}\n(finished shards are kept; rerun the same command to resume)") from None
+    except OSError as exc:
+        raise fail(f"{_os_error(exc, output)} (finished shards are kept; rerun the same command to resume)") from None
     _report(summary, job)
+
+
+def _os_error(exc: OSError, output: Path) -> str:
+    """One line for a file system failure (unwritable or missing output, disk full...)."""
+    name = str(exc.filename or output)
+    if Path(name) == output or output in Path(name).parents:
+        return f"cannot write the output {str(output)!r}: {exc.strerror or exc} ({name}); choose a folder you can write to"
+    return f"cannot access {name!r}: {exc.strerror or exc}"
 
 
 def _report(summary, job) -> None:

@@ -41,12 +41,13 @@ def compile_pipeline(pipeline: Any, data: Any, *, batch_size: int = 32, num_work
                      device: str | None = None, shuffle: bool = False, drop_last: bool = False,
                      epoch_seed: bool = True, backend: str | dict | None = None,
                      passes: Iterable[Any] | None = None, image_key: str = "image", label_key: str = "label",
-                     **options: Any):
+                     root: str | None = None, **options: Any):
     """Compile `pipeline` over `data` (a dataset of samples, image paths, an image folder or a
-    CSV/JSONL manifest) into a loader; see `augflow.compile.plan.LoaderOptions` for the options."""
+    CSV/JSONL manifest) into a loader; see `augflow.compile.plan.LoaderOptions` for the options.
+    `root`: a manifest's paths must resolve inside this folder (None: trusted, any path)."""
     from augflow.io.readers import as_records
 
-    records = as_records(data, image_key=image_key, label_key=label_key)
+    records = as_records(data, image_key=image_key, label_key=label_key, root=root)
     if options.get("num_classes") is None and getattr(records, "num_classes", None):
         options["num_classes"] = records.num_classes
     plan = make_plan(pipeline, backend=backend, device=device, passes=passes, batch_size=batch_size,

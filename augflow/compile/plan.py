@@ -99,6 +99,8 @@ class LoaderOptions:
     return_provenance: bool = False
     multiprocessing_context: str | None = None   # None: fork, or forkserver once DALI is loaded
     batch_sampler: Any = None      # yields lists of indices (e.g. augflow.negatives.NGAMESampler)
+    on_error: str = "raise"        # a bad sample: stop naming it ("raise"), or drop it and list it ("skip")
+    max_pixels: int | None = None  # larger images are bad samples; None: the CLI's limit (io.sources)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from augflow import seeding
 from augflow.compile import decoding
 from augflow.compile.fused import run_affine_group, stub_image
 from augflow.compile.plan import AffineGroup, OpItem, Plan
+from augflow.io.sources import check_size
 from augflow.pipeline import _assemble_views
 from augflow.sample import Provenance, Sample, resolve_field_specs
 from augflow.steps import run_step, run_steps
@@ -40,6 +41,7 @@ class SampleStage:
             and self.items[0].reduced_decode
         self.epoch_seed = plan.options.epoch_seed
         self.provenance = plan.options.return_provenance
+        self.max_pixels = getattr(plan.options, "max_pixels", None)
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers started by spawn/forkserver get the pipeline as data and rebuild the plan: op
@@ -106,6 +108,8 @@ class SampleStage:
                 value = np.asarray(value.convert("RGB") if spec.kind == "image" and self.decode_mode == "rgb" else value)
             elif decoding.is_encoded(value):
                 raw = decoding.read_bytes(value)
+                check_size(raw, os.fspath(value) if isinstance(value, (str, os.PathLike)) else f"<{len(raw)} bytes>",
+                           self.max_pixels)
                 if spec.kind == "image" and first_image and self.reduce:
                     hw = decoding.jpeg_header(raw)
                     if hw is not None:

@@ -30,10 +30,10 @@ from augflow.io import writers
 from augflow.io.sources import DEFAULT_MAX_PIXELS, Item, Source, load_item, open_source
 from augflow.pipeline import Pipeline
 
-JOB_VERSION = 2     # 2: `offline:` ops run and samples carry `label_name`; a version-1 job is not resumed
+JOB_VERSION = 3     # 2: `offline:` ops run and samples carry `label_name`; 3: class folders escaped reversibly
+                    # (writers.label_folder); an older job is not resumed
 _JOB_DIR = ".augflow"
 _CACHE_DIR = "cache"     # generative results, under _JOB_DIR; content-addressed, so kept on --overwrite
-_OWNED = ("data", "shards", "manifest.parquet", "manifest.jsonl", "state.json", "dataset_info.json")
 
 
 class MaterializeError(RuntimeError):
@@ -52,6 +52,7 @@ class JobOptions:
     image_format: str = "png"
     manifest: str = "parquet"
     max_pixels: int = DEFAULT_MAX_PIXELS
+    root: str | None = None        # manifest paths must resolve inside this folder (None: any path)
 
 
 @dataclass
@@ -112,7 +113,7 @@ def plan(options: JobOptions, overwrite: bool = False) -> Job:
     result would mix two jobs) unless `overwrite`, which deletes the old job's files first.
     """
     pipe = Pipeline.from_yaml(options.pipeline, seed=options.seed)
-    source = open_source(options.input)
+    source = open_source(options.input, root=options.root)
     if options.copies < 1 or options.shard_size < 1:
         raise MaterializeError("--copies and --shard-size must be at least 1")
     n_outputs = len(source.items) * options.copies
@@ -179,7 +180,7 @@ def _check_output(root: Path, job_file: Path, spec: dict, overwrite: bool) -> di
             raise MaterializeError(
                 f"{root} holds a job made with a different {_describe(changed, previous, spec)}; resuming would mix "
                 "two jobs. Rerun with --overwrite to replace it, or choose another --output.")
-        _clear(root)
+        _clear(root, previous)
     return None
 
 
@@ -201,15 +202,67 @@ def _describe(changed: list[str], old: dict, new: dict) -> str:
     return ", ".join(parts)
 
 
-def _clear(root: Path) -> None:
-    """Delete what an augflow job wrote (and nothing else); the lock, held by this run, stays."""
-    paths = [root / name for name in _OWNED] + list(root.glob("data-*-of-*.arrow"))
-    paths += [p for p in (root / _JOB_DIR).iterdir() if p.name not in ("lock", _CACHE_DIR)]
-    for p in paths:
+def _clear(root: Path, previous: dict) -> None:
+    """Delete what the previous job wrote, and nothing else: a user's file under `data/` stays.
+
+    What it wrote: the files its recorded shards list (its manifest rows), the shard files its
+    layout names (`shards/shard-00000.tar`, `data/part-00000.parquet`, `data-00000-of-00004.arrow`),
+    for a folder output the files named by the keys of shards that were never recorded (a killed
+    run), and the job's own metadata. Folders left empty are removed. The lock, held by this run,
+    and the content-addressed generative cache stay.
+    """
+    for path in _job_files(root, previous):
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    for top in ("data", "shards"):
+        _remove_empty_dirs(root / top)
+    for p in (root / _JOB_DIR).iterdir():
+        if p.name in ("lock", _CACHE_DIR):
+            continue
         if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
+        else:
             p.unlink()
+
+
+def _job_files(root: Path, previous: dict) -> list[Path]:
+    files: set[str] = {"manifest.parquet", "manifest.jsonl", "state.json", "dataset_info.json"}
+    recorded = set()
+    for part in sorted((root / _JOB_DIR / "parts").glob("part-*.jsonl")):
+        recorded.add(int(part.stem.split("-")[1]))
+        for line in part.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                files.update(json.loads(line).get("files") or [])
+    copies, size = int(previous.get("copies") or 1), int(previous.get("shard_size") or 1)
+    n_outputs = int((previous.get("input") or {}).get("items") or 0) * copies
+    n_shards = -(-n_outputs // size)
+    fmt = previous.get("format")
+    for s in range(n_shards):
+        files.update({"webdataset": [f"shards/shard-{s:05d}.tar"], "parquet": [f"data/part-{s:05d}.parquet"],
+                      "hf": [writers.hf_shard_name(s, n_shards)]}.get(fmt, []))
+    out = []
+    for rel in files:
+        try:
+            out.append(writers.safe_join(root, rel))
+        except writers.UnsafePathError:
+            continue                      # never follow a listed path out of the output folder
+    if fmt == "folder" and (root / "data").is_dir():
+        lost = {f"{j // copies:08d}-{j % copies:03d}" for s in range(n_shards) if s not in recorded
+                for j in range(s * size, min((s + 1) * size, n_outputs))}
+        if lost:
+            out += [p for p in (root / "data").rglob("*") if p.is_file() and p.name.split(".", 1)[0] in lost]
+    return out
+
+
+def _remove_empty_dirs(top: Path) -> None:
+    if not top.is_dir() or top.is_symlink():
+        return
+    for path in sorted((p for p in top.rglob("*") if p.is_dir() and not p.is_symlink()),
+                       key=lambda p: -len(p.parts)):
+        if not any(path.iterdir()):
+            path.rmdir()
+    if not any(top.iterdir()):
+        top.rmdir()
 
 
 def _lock(path: Path):

@@ -7,7 +7,9 @@
   torchvision's ImageFolder), or a flat folder of images (no labels);
 - a CSV or JSONL manifest with an image column (`image`, `path`, `file`, `filename`) and
   optionally a label column (`label`, `class`, `target`); relative paths are resolved against the
-  manifest's folder; string labels become indices of their sorted set.
+  manifest's folder; string labels become indices of their sorted set. With `root=`, every path
+  must resolve (symlinks followed) inside that folder, else `ReaderError` names the line; the
+  default (None) trusts the manifest as a list of paths you wrote.
 
 Records keep images as paths (decoded in the loader's workers, where the reduced-decode pass can
 act); nothing is decoded while listing.
@@ -53,8 +55,9 @@ class Records(Sequence):
         return len(self.classes) if self.classes else None
 
 
-def as_records(data: Any, *, image_key: str = "image", label_key: str = "label") -> Records:
-    """Any supported input -> Records (see the module docstring)."""
+def as_records(data: Any, *, image_key: str = "image", label_key: str = "label",
+               root: str | os.PathLike | None = None) -> Records:
+    """Any supported input -> Records (see the module docstring; `root` limits a manifest's paths)."""
     if isinstance(data, Records):
         return data
     if isinstance(data, (str, os.PathLike)):
@@ -62,7 +65,7 @@ def as_records(data: Any, *, image_key: str = "image", label_key: str = "label")
         if path.is_dir():
             return read_folder(path, image_key=image_key, label_key=label_key)
         if path.suffix.lower() in (".csv", ".jsonl", ".ndjson"):
-            return read_manifest(path, image_key=image_key, label_key=label_key)
+            return read_manifest(path, image_key=image_key, label_key=label_key, root=root)
         if path.suffix.lower() in IMAGE_EXTS:
             return read_paths([path], image_key=image_key)
         raise ReaderError(f"{path}: not a folder, a .csv/.jsonl manifest or an image file")
@@ -100,7 +103,8 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
 
 
-def read_manifest(path: str | os.PathLike, *, image_key: str = "image", label_key: str = "label") -> Records:
+def read_manifest(path: str | os.PathLike, *, image_key: str = "image", label_key: str = "label",
+                  root: str | os.PathLike | None = None) -> Records:
     path = Path(path)
     rows = _manifest_rows(path)
     if not rows:
@@ -128,7 +132,13 @@ def read_manifest(path: str | os.PathLike, *, image_key: str = "image", label_ke
         if not image:
             raise ReaderError(f"{path}:{line}: empty image path")
         p = Path(str(image))
-        rec = {image_key: str(p if p.is_absolute() else path.parent / p)}
+        p = p if p.is_absolute() else path.parent / p
+        if root is not None:
+            real, top = p.resolve(), Path(root).resolve()
+            if real != top and top not in real.parents:
+                raise ReaderError(f"{path}:{line}: image path {str(image)!r} resolves to {str(real)!r}, outside the "
+                                  f"allowed root {str(top)!r}; move the file under it, or pass a root= that contains it")
+        rec = {image_key: str(p)}
         if label_col is not None:
             rec[label_key] = r.pop(label_col)
         rec.update({k: v for k, v in r.items() if k not in rec})

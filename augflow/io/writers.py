@@ -38,6 +38,33 @@ def safe_name(text: Any, limit: int = 100) -> str:
     return name or "_"
 
 
+def label_folder(label: Any, limit: int = 100) -> str:
+    """The folder naming a label: one path component, reversible, so distinct labels never share one.
+
+    Letters, digits, `_`, `-`, and dots or spaces inside the name are kept; every other character
+    (separators, `%`, a leading dot, a trailing dot or space) becomes `%XX` of its UTF-8 bytes, as
+    URL quoting does: `urllib.parse.unquote(name)` gives the label back ("." -> "%2E",
+    ".." -> "%2E%2E", "a/b" -> "a%2Fb", "a_b" stays). The empty label is "%" (which no other
+    label gives); a name over `limit` bytes keeps a prefix plus "~" and a hash of the label.
+    """
+    text = str(label)
+    if not text:
+        return "%"
+    last = len(text) - 1
+    out = []
+    for i, ch in enumerate(text):
+        keep = ch.isalnum() or ch in "_-" or (ch in ". " and 0 < i < last)
+        out.append(ch if keep else "".join(f"%{b:02X}" for b in ch.encode("utf-8")))
+    name = "".join(out)
+    if len(name.encode("utf-8")) > limit:
+        import hashlib
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        head = name.encode("utf-8")[: limit - 17].decode("utf-8", errors="ignore")
+        head = re.sub(r"%[0-9A-F]?$", "", head)          # never cut an escape in half
+        name = f"{head}~{digest}"
+    return name
+
+
 def safe_join(root: str | Path, rel: str) -> Path:
     """`root/rel`, refusing any result outside `root` (absolute paths, `..`, symlinks out)."""
     root_r = Path(root).resolve()
@@ -157,13 +184,14 @@ def file_suffix(column: str, ext: str) -> str:
 
 # ---- shard writers --------------------------------------------------------------------------
 class FolderShard:
-    """`data/<class>/<key>.png` (ImageFolder layout when labelled; `data/<shard>/` otherwise)."""
+    """`data/<class>/<key>.png` (ImageFolder layout when labelled, the class escaped by
+    `label_folder`; `data/<shard>/` otherwise)."""
 
     def __init__(self, root: Path, shard: int, n_shards: int, layout: dict):
         self.root, self.shard = root, shard
 
     def add(self, key: str, label_dir: str | None, files, record: dict) -> list[str]:
-        folder = f"data/{safe_name(label_dir) if label_dir is not None else f'{self.shard:05d}'}"
+        folder = f"data/{label_folder(label_dir) if label_dir is not None else f'{self.shard:05d}'}"
         paths = []
         for column, ext, data in files:
             rel = f"{folder}/{safe_name(key)}.{file_suffix(column, ext)}"

@@ -1,16 +1,17 @@
 """Collating the `negatives` field: a padded tensor plus a mask (images, embeddings), or lists (text).
 
-Samples carry different numbers of negatives (text negatives that fail the check are dropped), so
-a batch of B samples with at most K negatives each becomes:
+Samples carry different numbers of negatives (text negatives that fail the check are dropped).
+The collated field is always keyed by kind, one entry per kind present in the batch (plus those
+named in `kinds=`), whether the pipeline makes one kind or several, so adding a second negative op
+never changes how the first one's negatives are reached. For a batch of B samples with at most K
+negatives of a kind each:
 
-    {"values": Tensor (B, K, C, H, W) or (B, K, D),  # zeros where a sample has fewer than K
-     "mask":   BoolTensor (B, K),                     # True where a negative is real
-     "ops":    [[op name, ...] per sample],
-     "info":   [[info dict, ...] per sample]}
-
-and text negatives become `values`: a list of B lists of strings (with the same mask). Negatives of
-several kinds in one field (images and captions from different ops) are split by kind:
-{"image": {...}, "text": {...}}.
+    {"image": {"kind": "image",
+               "values": Tensor (B, K, C, H, W),  # (B, K, D) for "embedding"; zeros where a sample has fewer than K
+               "mask":   BoolTensor (B, K),        # True where a negative is real
+               "ops":    [[op name, ...] per sample],
+               "info":   [[info dict, ...] per sample]},
+     "text":  {"kind": "text", "values": [[str, ...] per sample], "mask": ..., "ops": ..., "info": ...}}
 
 `collate_fn` is a drop-in `DataLoader(collate_fn=...)`: negatives fields go through `collate_negatives`, every other
 field through torch's `default_collate`.
@@ -62,20 +63,18 @@ def _collate_kind(rows: list[list[dict[str, Any]]], kind: str, channels_first: b
     return out
 
 
-def collate_negatives(batch: Sequence[Sequence[Mapping[str, Any]] | None], *, channels_first: bool = True
-                      ) -> dict[str, Any]:
-    """One `negatives` field over a batch (a list per sample) -> padded values + mask (see module doc).
+def collate_negatives(batch: Sequence[Sequence[Mapping[str, Any]] | None], *, channels_first: bool = True,
+                      kinds: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """One `negatives` field over a batch (a list per sample) -> {kind: padded values + mask} (module doc).
 
     Images (H x W x C arrays) become C x H x W tensors when `channels_first` (as the compiled loader
-    emits images); tensors are taken as they are.
+    emits images); tensors are taken as they are. A kind in `kinds` is present even when no sample
+    of this batch has one (all-False mask, K = 0).
     """
     rows = [list(r or []) for r in batch]
-    kinds = sorted({n["kind"] for r in rows for n in r})
-    if len(kinds) <= 1:
-        kind = kinds[0] if kinds else "image"
-        return {"kind": kind, **_collate_kind(rows, kind, channels_first)}
+    present = sorted({n["kind"] for r in rows for n in r} | set(kinds))
     return {k: {"kind": k, **_collate_kind([[n for n in r if n["kind"] == k] for r in rows], k, channels_first)}
-            for k in kinds}
+            for k in present}
 
 
 def _negative_fields(sample: Mapping[str, Any]) -> list[str]:
@@ -87,7 +86,8 @@ def _negative_fields(sample: Mapping[str, Any]) -> list[str]:
 
 
 def collate_fn(batch: Sequence[Mapping[str, Any]], *, channels_first: bool = True) -> dict[str, Any]:
-    """A `collate_fn` for samples with negatives fields; everything else goes to `default_collate`."""
+    """A `collate_fn` for samples with negatives fields (each becomes {kind: {...}}, see the module
+    doc); everything else goes to `default_collate`."""
     if not batch:
         return {}
     names = _negative_fields(batch[0])

@@ -43,11 +43,19 @@ OBJECTS: dict[str, list[str]] = {
     "thing": ["cup", "mug", "bottle", "bowl", "plate", "book", "phone", "laptop", "umbrella", "ball", "kite", "bag",
               "clock", "vase", "lamp", "box", "hat", "toy", "frisbee", "skateboard", "surfboard", "suitcase",
               "backpack", "computer", "television", "tv", "remote", "keyboard", "glass", "knife", "fork", "spoon",
-              "pillow", "blanket", "sign", "flower", "tree", "window", "door", "fence", "wall", "mirror", "towel"],
+              "pillow", "blanket", "towel"],
+    "plant": ["flower", "tree"],
+    "structure": ["sign", "window", "door", "fence", "wall", "mirror"],
     "place": ["street", "beach", "field", "room", "kitchen", "park", "road", "river", "lake", "snow", "grass",
               "sidewalk", "bathroom", "bedroom", "forest", "mountain", "city", "garden", "yard", "sky", "ocean",
               "water", "sand", "floor", "hill", "track", "airport", "station", "market", "restaurant"],
 }
+
+# Which object groups may trade places in a caption (a swap): the scene must stay one a caption
+# could describe with the roles reversed ("a dog chasing a man" -> "a man chasing a dog"), never a
+# place or a plant taking an agent's role ("two dogs on the grass" -> "two grasses on the dog").
+# People and animals are both agents; every other group swaps only within itself.
+SWAP_CLASSES: dict[str, str] = {"person": "agent", "animal": "agent"}
 
 # Relations: spatial phrases (with their opposite) and actions grouped by what they take.
 SPATIAL: dict[str, str] = {
@@ -136,6 +144,11 @@ def object_group(word: str) -> tuple[str, bool] | None:
     return None
 
 
+def swappable(group_a: str, group_b: str) -> bool:
+    """May nouns of these two object groups trade places in a caption? (see SWAP_CLASSES)"""
+    return SWAP_CLASSES.get(group_a, group_a) == SWAP_CLASSES.get(group_b, group_b)
+
+
 def action_group(word: str) -> str | None:
     return _ACTION_GROUP.get(word.lower())
 
@@ -183,6 +196,6 @@ def register_words(attributes: dict[str, list[str]] | None = None, objects: dict
 
 
 __all__ = ["ATTRIBUTES", "OPPOSITES", "OBJECTS", "SPATIAL", "ACTIONS", "NUMBERS", "NUMBER_WORDS", "FUNCTION_WORDS",
-           "SYNONYMS", "synonyms", "pluralize", "singularize", "attribute_group", "object_group", "action_group",
+           "SYNONYMS", "SWAP_CLASSES", "swappable", "synonyms", "pluralize", "singularize", "attribute_group", "object_group", "action_group",
            "number_value", "stem",
            "register_words"]

@@ -4,7 +4,9 @@ Edit kinds (those of "Enhancing Multimodal Compositional Reasoning of Visual Lan
 Generative Negative Mining"): `attribute` (a colour, size, material or state), `object` (a noun),
 `relation` (a spatial phrase or an action, or the two objects around it swapped) and `count` (a
 number). Each edit is a replacement by a word of the same group (a colour by a colour), or a swap
-of two words of one kind (word order: "a dog chasing a cat" -> "a cat chasing a dog"). Words are
+of two words of one kind (word order: "a dog chasing a cat" -> "a cat chasing a dog"); nouns trade
+places only within compatible groups (`lexicon.SWAP_CLASSES`: people and animals, else the same
+group), so a place never takes an agent's role. Words are
 recognised with the curated lists of `augflow.negatives.lexicon` (no tagger needed).
 
 Edits are plain data (JSON): the op draws one in `sample_params` and `apply` only performs it.
@@ -95,7 +97,9 @@ def _attribute_edits(toks) -> list[dict]:
 
 
 def _object_swap(kind: str, toks, a, b) -> dict | None:
-    (i, _, pi), (j, _, pj) = a, b
+    (i, gi, pi), (j, gj, pj) = a, b
+    if not lx.swappable(gi, gj):       # "two dogs on the grass" never becomes "two grasses on the dog"
+        return None
     li, lj = lx.singularize(toks[i][2].lower()) if pi else toks[i][2].lower(), \
         lx.singularize(toks[j][2].lower()) if pj else toks[j][2].lower()
     if li == lj:
@@ -245,6 +249,10 @@ def check_negative(caption: str, negative: str, kind: str, max_changed: int = 3)
         if kind == "count" or sum(_is_kind(x, probe) for x, _ in moved) < 2:
             return Check(False, f"word order changed, but no two {kind} words traded places", "swap")
         slot = [x for x, _ in moved if _is_kind(x, probe)]
+        if probe == "object":
+            groups = sorted({lx.object_group(x)[0] for x in slot})
+            if any(not lx.swappable(g, h) for g in groups for h in groups):
+                return Check(False, f"nouns of incompatible groups traded places ({', '.join(groups)})", "swap")
         return Check(True, "", "swap", " ... ".join(slot), " ... ".join(y for x, y in moved if _is_kind(x, probe)))
     removed, inserted = [], []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():

@@ -47,5 +47,5 @@ def test_negatives_field_is_collated_into_a_padded_tensor_with_a_mask():
     from augflow.compile.backends.torch_loader import collate
 
     batch = collate([{"negatives": items[0]}, {"negatives": items[1]}], {})
-    assert torch.equal(batch["negatives"]["mask"], out["mask"])
-    assert batch["negatives"]["mask"].tolist() == [[True, False], [True, True]]
+    assert torch.equal(batch["negatives"]["image"]["mask"], out["image"]["mask"])
+    assert batch["negatives"]["image"]["mask"].tolist() == [[True, False], [True, True]]

@@ -16,6 +16,8 @@ def _neg(value, kind="image", op="noise_negatives"):
 def test_images_are_padded_to_the_largest_count_with_a_mask():
     a = np.full((4, 5, 3), 7, np.uint8)
     out = collate_negatives([[_neg(a), _neg(a + 1)], [], [_neg(a + 2)]])
+    assert set(out) == {"image"}
+    out = out["image"]
     assert out["kind"] == "image" and out["values"].shape == (3, 2, 3, 4, 5) and out["values"].dtype == torch.uint8
     assert out["mask"].tolist() == [[True, True], [False, False], [True, False]]
     assert out["values"][0, 1, 0, 0, 0] == 8 and out["values"][1].abs().sum() == 0 and out["values"][2, 0, 0, 0, 0] == 9
@@ -24,6 +26,8 @@ def test_images_are_padded_to_the_largest_count_with_a_mask():
 
 def test_text_negatives_collate_to_lists_with_a_mask():
     out = collate_negatives([[_neg("a blue car", "text", "text_negatives")], [_neg("x", "text"), _neg("y", "text")]])
+    assert set(out) == {"text"}
+    out = out["text"]
     assert out["values"] == [["a blue car"], ["x", "y"]]
     assert out["mask"].tolist() == [[True, False], [True, True]]
 
@@ -34,6 +38,23 @@ def test_mixed_kinds_are_split_by_kind():
     assert set(out) == {"image", "text"}
     assert out["image"]["values"].shape == (2, 1, 1, 2, 2) and out["image"]["mask"].tolist() == [[True], [False]]
     assert out["text"]["values"] == [["a cat"], ["a dog"]]
+
+
+def test_one_kind_has_the_same_shape_as_several_and_as_the_docs_show():
+    """docs/negatives.md shows {"image": {...}, "text": {...}}: one shape whatever the number of kinds."""
+    img = np.zeros((2, 2, 3), np.uint8)
+    one = collate_negatives([[_neg(img)], [_neg(img)]])
+    two = collate_negatives([[_neg(img), _neg("a cat", "text")], [_neg(img)]])
+    assert set(one) == {"image"} and set(two) == {"image", "text"}
+    assert set(one["image"]) == set(two["image"]) == {"kind", "values", "mask", "ops", "info"}
+    assert torch.equal(one["image"]["values"], two["image"]["values"])
+    empty = collate_negatives([[], []], kinds=("image", "text"))    # a batch where every negative was dropped
+    assert empty["text"]["values"] == [[], []] and empty["image"]["mask"].shape == (2, 0)
+    import re
+    from pathlib import Path
+    doc = (Path(__file__).parents[2] / "docs" / "negatives.md").read_text()
+    shown = re.search(r'batch\["negatives"\]\s*#\s*(\{.*)', doc).group(1)
+    assert shown.startswith('{"image": {') and '"text": {' in shown
 
 
 def test_different_image_sizes_are_an_actionable_error():

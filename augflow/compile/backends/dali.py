@@ -110,6 +110,9 @@ class DaliLoader:
         self.plan, self.records = plan, records
         self.steps = _steps(plan)
         opts = plan.options
+        if getattr(opts, "on_error", "raise") != "raise":
+            raise BackendError(f"on_error={opts.on_error!r} is not supported by the dali backend (a bad file stops "
+                               "the DALI pipeline); use the default backend to skip bad samples")
         self.rank, self.world_size = distributed_info(opts.rank, opts.world_size)
         self.sampler = EpochSampler(len(records), plan.seed, opts.shuffle, self.rank, self.world_size, opts.drop_last)
         self.gpu = torch.cuda.is_available() and str(plan.batch.device).startswith("cuda")
@@ -261,8 +264,13 @@ class DaliLoader:
     # ---- loader interface ----------------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+        self._epoch_chosen = True
 
     def __iter__(self) -> Iterator[dict]:
+        # as the torch loader: a new iteration is the next epoch unless set_epoch chose one
+        if getattr(self, "_iterated", False) and not getattr(self, "_epoch_chosen", False):
+            self.epoch += 1
+        self._epoch_chosen, self._iterated = False, True
         if self._unfinished:     # an earlier loop broke off mid-epoch: start over with a fresh DALI pipeline
             self._iterator, self._epochs = None, []
         self._epochs.append(self.epoch)   # before DALI prefetches the epoch (it does at reset)

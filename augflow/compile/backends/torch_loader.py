@@ -8,6 +8,13 @@ process runs the batch stage on the target device.
   same index gets the same augmentation whatever the world size.
 - Hygiene: OpenCV and torch use one thread per worker (no oversubscription), workers persist
   between epochs, batches are pinned when the device is CUDA, channels-last on request.
+- Epochs: each new iteration is the next epoch unless `set_epoch` was called for it, so the
+  usual `for epoch ...: for batch in loader:` gets a new augmentation every epoch; iteration k
+  (from 0) of a fresh loader is epoch k in every run.
+- Bad samples (truncated file, image over `max_pixels`, a failing op): `on_error="raise"` stops
+  with an error naming the record index and its source; `"skip"` drops the sample, and the
+  worker returns its (index, epoch, source, reason) with the batch, so `loader.errors` lists it and
+  one warning per epoch gives the count; batches are the samples that loaded.
 
 `CompiledLoader` wraps the DataLoader (`.dataloader`); for trainers that build their own loader
 (Hugging Face `Trainer`), `.dataset` and `.collate_fn` are the two halves to hand over.
@@ -16,7 +23,9 @@ process runs the batch stage on the target device.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator
+import os
+import warnings
+from typing import Any, Iterator, Mapping, NamedTuple
 
 import numpy as np
 import torch
@@ -29,6 +38,49 @@ from augflow.compile.sample_stage import SampleStage
 from augflow.sample import resolve_field_specs
 
 _SHUFFLE_STREAM = 2
+ERRORS_KEY = "_errors"          # a batch's skipped samples, from the worker that collated it
+ON_ERROR = ("raise", "skip")
+
+
+class BadSampleError(ValueError):
+    """A sample the loader could not read or augment; the message names its index and source."""
+
+
+class SkippedSample(NamedTuple):
+    """A sample dropped under `on_error="skip"`."""
+
+    index: int
+    epoch: int
+    source: str
+    reason: str
+
+
+class _Failed(NamedTuple):
+    """What a dataset item becomes when it fails under "skip" (collate takes it out of the batch)."""
+
+    skipped: SkippedSample
+
+
+def record_source(records: Any, index: int) -> str:
+    """What names a record in errors: its file path when it has one, else `<dataset type>[index]`."""
+    try:
+        record = records[index]
+    except Exception:  # noqa: BLE001 - the record itself may be what fails to load
+        record = None
+    if isinstance(record, (str, os.PathLike)):
+        return os.fspath(record)
+    if isinstance(record, Mapping):
+        from augflow.io.readers import IMAGE_COLUMNS, IMAGE_EXTS
+        keys = [k for k in IMAGE_COLUMNS if k in record] + [k for k in record if k not in IMAGE_COLUMNS]
+        for key in keys:
+            value = record[key]
+            if isinstance(value, Mapping) and isinstance(value.get("path"), str):   # Hugging Face Image()
+                value = value["path"]
+            if isinstance(value, (str, os.PathLike)) and (key in IMAGE_COLUMNS or
+                                                          os.path.splitext(os.fspath(value))[1].lower() in IMAGE_EXTS):
+                return os.fspath(value)
+    data = getattr(records, "items", records)
+    return f"{type(data).__name__}[{index}]"
 
 
 def distributed_info(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -81,8 +133,8 @@ class EpochSampler(Sampler):
 class StageDataset(Dataset):
     """Records through the sample stage. `ds[i]` uses the current epoch; `ds[(i, epoch)]` an explicit one."""
 
-    def __init__(self, records: Any, stage: SampleStage):
-        self.records, self.stage = records, stage
+    def __init__(self, records: Any, stage: SampleStage, on_error: str = "raise"):
+        self.records, self.stage, self.on_error = records, stage, on_error
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -93,7 +145,16 @@ class StageDataset(Dataset):
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
-        return self.stage(self.records[int(index)], int(index), epoch)
+        index, epoch = int(index), int(epoch)
+        try:
+            return self.stage(self.records[index], index, epoch)
+        except Exception as exc:  # noqa: BLE001 - any failure on one sample is named, then raised or skipped
+            source = record_source(self.records, index)
+            reason = f"{type(exc).__name__}: {exc}"
+            if self.on_error == "skip":
+                return _Failed(SkippedSample(index, epoch, source, reason))
+            raise BadSampleError(f"sample {index} ({source}): {reason}; pass on_error='skip' to compile() to "
+                                 "skip bad samples and list them in loader.errors") from exc
 
 
 class Collate:
@@ -102,8 +163,12 @@ class Collate:
     def __init__(self, fields: dict):
         self.fields = fields
 
-    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        return collate(samples, self.fields)
+    def __call__(self, samples: list[Any]) -> dict[str, Any]:
+        good = [s for s in samples if not isinstance(s, _Failed)]
+        out = collate(good, self.fields) if good else {}
+        if len(good) < len(samples):
+            out[ERRORS_KEY] = [s.skipped for s in samples if isinstance(s, _Failed)]
+        return out
 
 
 def collate(samples: list[dict[str, Any]], fields: dict) -> dict[str, Any]:
@@ -139,8 +204,13 @@ class BatchCollator:
     def __init__(self, collate_fn: Collate, stage: BatchStage):
         self.collate_fn, self.stage = collate_fn, stage
 
-    def __call__(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
-        return self.stage(self.collate_fn(samples))
+    def __call__(self, samples: list[Any]) -> dict[str, Any]:
+        batch = self.collate_fn(samples)
+        skipped = batch.pop(ERRORS_KEY, [])
+        if skipped:      # a trainer's own loader has no `loader.errors` to fill: say it here
+            warnings.warn(f"skipped {len(skipped)} bad samples in a batch: "
+                          + "; ".join(f"{s.index} ({s.source}): {s.reason}" for s in skipped[:3]), stacklevel=2)
+        return self.stage(batch) if batch else batch
 
 
 class WorkerInit:
@@ -191,10 +261,13 @@ class CompiledLoader:
         self.plan = plan
         self.records = records
         opts = plan.options
+        if opts.on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {', '.join(map(repr, ON_ERROR))}, got {opts.on_error!r}")
+        self.errors: list[SkippedSample] = []       # samples skipped under on_error="skip", all epochs
         rank, world = distributed_info(opts.rank, opts.world_size)
         self.rank, self.world_size = rank, world
         self.sample_stage = SampleStage(plan)
-        self.dataset = StageDataset(records, self.sample_stage)
+        self.dataset = StageDataset(records, self.sample_stage, opts.on_error)
         self.sampler = EpochSampler(len(records), plan.seed, opts.shuffle, rank, world, opts.drop_last)
         self.batch_stage = BatchStage(plan, getattr(records, "num_classes", None))
         self._collate = Collate(plan.pipeline.spec.fields)
@@ -218,8 +291,11 @@ class CompiledLoader:
                                          num_workers=workers, collate_fn=self._collate, drop_last=opts.drop_last,
                                          pin_memory=pin, **kwargs)
         self.epoch = 0
+        self._epoch_chosen = True       # epoch 0 is the first iteration's; later ones advance unless set
+        self._iterated = False
 
     def set_epoch(self, epoch: int) -> None:
+        self._epoch_chosen = True
         self.epoch = int(epoch)
         self.sampler.set_epoch(epoch)
         self.dataset.set_epoch(epoch)
@@ -227,8 +303,26 @@ class CompiledLoader:
             self.user_batch_sampler.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._iterated and not self._epoch_chosen:
+            self.set_epoch(self.epoch + 1)     # the user did not call set_epoch: next epoch, new augmentation
+        self._epoch_chosen, self._iterated = False, True
+        return self._batches(self.epoch)
+
+    def _batches(self, epoch: int) -> Iterator[dict[str, Any]]:
+        skipped, first = 0, None
         for batch in self.dataloader:
-            yield self.batch_stage(batch)
+            bad = batch.pop(ERRORS_KEY, None)
+            if bad:
+                self.errors.extend(bad)
+                skipped += len(bad)
+                first = first or bad[0]
+            if batch:
+                yield self.batch_stage(batch)
+        if skipped:
+            warnings.warn(f"epoch {epoch}: skipped {skipped} bad sample{'s' if skipped != 1 else ''} of "
+                          f"{len(self.sampler) if self.user_batch_sampler is None else 'this epoch'} "
+                          f"(on_error='skip'); see loader.errors, e.g. sample {first.index} ({first.source}): "
+                          f"{first.reason}", stacklevel=2)
 
     def __len__(self) -> int:
         return len(self.dataloader)
