@@ -25,3 +25,15 @@ def as_pipeline(pipe: Any, role: str = "pipeline"):
     if isinstance(pipe, Mapping):
         return Pipeline.from_dict(pipe)
     raise TypeError(f"{role}: expected an augflow.Pipeline, a YAML path or a dict, got {type(pipe).__name__}")
+
+
+def pipeline_state(pipe: Any) -> tuple[dict, str]:
+    """A pipeline as data, for pickling into workers (op objects may hold state that does not pickle)."""
+    return pipe.to_dict(), pipe.source or "<pipeline>"
+
+
+def pipeline_from_state(state: tuple[dict, str]):
+    from augflow.pipeline import Pipeline
+
+    data, source = state
+    return Pipeline.from_dict(data, source)

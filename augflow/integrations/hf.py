@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from augflow.integrations import as_pipeline
+from augflow.integrations import as_pipeline, pipeline_from_state, pipeline_state
 
 MODEL_NAMES = {"image": "pixel_values", "label": "labels"}
 _BOOKKEEPING = ("_index", "_epoch", "_provenance")
@@ -70,15 +70,12 @@ class HFTransform:
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["pipe"] = (self.pipe.to_dict(), self.pipe.source or "<pipeline>")
+        state["pipe"] = pipeline_state(self.pipe)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        from augflow.pipeline import Pipeline
-
-        data, source = state.pop("pipe")
+        state["pipe"] = pipeline_from_state(state["pipe"])
         self.__dict__.update(state)
-        self.pipe = Pipeline.from_dict(data, source)
 
     def __repr__(self) -> str:
         return f"HFTransform({self.pipe!r}, rename={self.rename}, index_column={self.index_column!r}, epoch={self.epoch})"
