@@ -67,7 +67,7 @@ class RayBatchMap:
 def map_batches(ds: Any, pipe: Any, *, epoch: int = 0, index_column: str = INDEX_COLUMN, batch_size: int | None = 32,
                 **map_options: Any) -> Any:
     """`ds` augmented by `pipe` (lazily, as a Ray Data map_batches step); adds `index_column` when
-    absent. `map_options` go to `Dataset.map_batches` (`concurrency`, `num_cpus`, ...)."""
+    absent. `map_options` go to `Dataset.map_batches` (`compute=ray.data.TaskPoolStrategy(size=n)`, `num_cpus`, ...)."""
     if index_column not in (ds.columns() or []):
         ds = with_row_index(ds, index_column)
     fn = RayBatchMap(pipe, index_column=index_column, epoch=epoch)
