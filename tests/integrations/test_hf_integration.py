@@ -113,6 +113,11 @@ def test_trainer_takes_compiled_loader_dataset_and_collate_fn(tmp_path):
     (losses, weights), (losses2, weights2) = runs
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
     assert losses == losses2 and all(torch.equal(weights[k], weights2[k]) for k in weights)
+    # both paths seed rows alike: the same crops and flips, hence the same training, up to float rounding
+    # (the compiled loader fuses normalize into its batch stage, in torch; the transform runs albumentations')
+    ds = hf_dataset().with_transform(HFTransform(PIPE))
+    assert np.allclose(train(tmp_path, ds, callbacks=[epoch_callback(ds)], remove_unused_columns=False)[0], losses,
+                       rtol=1e-5, atol=0)
 
 
 def test_collator_renames_fields_and_keeps_batch_stage_indices(tmp_path):
