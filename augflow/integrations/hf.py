@@ -78,7 +78,8 @@ class HFTransform:
         self.__dict__.update(state)
 
     def __repr__(self) -> str:
-        return f"HFTransform({self.pipe!r}, rename={self.rename}, index_column={self.index_column!r}, epoch={self.epoch})"
+        return (f"HFTransform({self.pipe!r}, rename={self.rename}, index_column={self.index_column!r}, "
+                f"epoch={self.epoch})")
 
 
 def hf_transform(pipe: Any, **options: Any) -> HFTransform:
