@@ -37,17 +37,16 @@ class LightningLoader:
         self.loader = loader
         self.follow_epochs = follow_epochs
         self.sampler = _EpochHook(self)
-        loader.set_epoch(0)
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         if self.follow_epochs:
-            self.loader.set_epoch(epoch)
-
-    @property
-    def epoch(self) -> int:
-        return self.loader.epoch
+            self.epoch = int(epoch)
 
     def __iter__(self):
+        # The epoch is set explicitly before every pass, so the loader never picks one on its own
+        # (a compiled loader left alone moves to the next epoch on each new iteration).
+        self.loader.set_epoch(self.epoch)
         return iter(self.loader)
 
     def __len__(self) -> int:

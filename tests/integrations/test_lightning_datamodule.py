@@ -79,9 +79,9 @@ def test_validation_loader_stays_at_epoch_zero(tmp_path):
     model.validation_step = lambda batch, batch_idx: model.val_images.append((model.current_epoch, batch["image"]))
     model.val_images = []
     _trainer(tmp_path, max_epochs=2, num_sanity_val_steps=0).fit(model, datamodule=dm)
-    assert [e for e, _ in model.val_images] == [0, 0, 1, 1] and dm.loaders["train"].epoch == 1
+    assert [e for e, _ in model.val_images] == [0, 0, 1, 1] and dm.loaders["train"].loader.epoch == 1
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(model.val_images[:2], model.val_images[2:]))
-    assert dm.loaders["val"].epoch == 0
+    assert dm.loaders["val"].loader.epoch == 0
 
 
 def test_missing_stage_is_a_clear_error():
