@@ -82,8 +82,9 @@ def main() -> None:
                          enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
                          strategy="ddp_spawn" if args.devices > 1 else "auto")
     trainer.fit(model, datamodule=dm)
-    if args.devices == 1:
-        print(f"validation accuracy after 2 epochs: {trainer.callback_metrics['val_acc']:.3f}")
+    if "val_acc" in trainer.callback_metrics:
+        print(f"validation accuracy after 2 epochs: {float(trainer.callback_metrics['val_acc']):.3f}")
+    if args.devices == 1:         # with ddp_spawn the model trained in the worker processes
         print("sample 0 augmented differently in epochs 1 and 2:",
               not torch.equal(model.first_image[0], model.first_image[1]))
         pipe = augflow.Pipeline.from_yaml_text(TRAIN)
