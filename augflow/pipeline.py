@@ -227,6 +227,19 @@ class Pipeline:
         from augflow.compile import explain
         return explain(self, data, **options)
 
+    # ---- frameworks (augflow/integrations, imported on use) -------------------------------
+    def hf_transform(self, **options: Any):
+        """This pipeline as a batched Hugging Face `datasets` transform:
+        `ds.with_transform(pipe.hf_transform())`; see `augflow.integrations.hf`."""
+        from augflow.integrations.hf import hf_transform
+        return hf_transform(self, **options)
+
+    def to_ray_map(self, **options: Any):
+        """The callable for `ray.data.Dataset.map_batches(fn, batch_format="numpy")`, seeded by each
+        row's index column; see `augflow.integrations.ray.map_batches`."""
+        from augflow.integrations.ray import RayBatchMap
+        return RayBatchMap(self, **options)
+
     def __repr__(self) -> str:
         ops = ", ".join(s.name for s in self.op_steps())
         return f"Pipeline({self.spec.name!r}, seed={self.seed}, ops=[{ops}])"
