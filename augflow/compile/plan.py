@@ -99,6 +99,7 @@ class LoaderOptions:
     return_provenance: bool = False
     multiprocessing_context: str | None = None   # None: fork, or forkserver once DALI is loaded
     batch_sampler: Any = None      # yields lists of indices (e.g. augflow.negatives.NGAMESampler)
+    policy: Any = None             # an adaptive policy (augflow.adaptive), fed back by `loader.feedback`
 
 
 @dataclass

@@ -92,6 +92,8 @@ class StageDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
+        if isinstance(key, tuple) and len(key) == 3:     # (index, epoch, policy decision)
+            return self.stage(self.records[int(key[0])], int(key[0]), key[1], key[2])
         index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         return self.stage(self.records[int(index)], int(index), epoch)
 
@@ -208,10 +210,18 @@ class CompiledLoader:
             kwargs["worker_init_fn"] = WorkerInit(plan.seed)
         pin = cuda if opts.pin_memory is None else opts.pin_memory
         self.user_batch_sampler = opts.batch_sampler
+        self.policy = opts.policy
+        if self.policy is not None:    # decisions made here, in the main process, sent with the indices
+            from augflow.compile.feedback import DecidingSampler
+            self.sampler = DecidingSampler(self.sampler, self)
         if self.user_batch_sampler is not None:
             if hasattr(self.user_batch_sampler, "configure"):
                 self.user_batch_sampler.configure(num_samples=len(records), batch_size=opts.batch_size)
-            self.dataloader = DataLoader(self.dataset, batch_sampler=EpochBatches(self.user_batch_sampler, self),
+            batches = EpochBatches(self.user_batch_sampler, self)
+            if self.policy is not None:
+                from augflow.compile.feedback import DecidingBatches
+                batches = DecidingBatches(batches, self)
+            self.dataloader = DataLoader(self.dataset, batch_sampler=batches,
                                          num_workers=workers, collate_fn=self._collate, pin_memory=pin, **kwargs)
         else:
             self.dataloader = DataLoader(self.dataset, batch_size=opts.batch_size, sampler=self.sampler,
@@ -225,6 +235,12 @@ class CompiledLoader:
         self.dataset.set_epoch(epoch)
         if self.user_batch_sampler is not None and hasattr(self.user_batch_sampler, "set_epoch"):
             self.user_batch_sampler.set_epoch(epoch)
+
+    def feedback(self, batch: dict[str, Any], losses: Any = None, features: Any = None) -> None:
+        """Per-sample losses (and optional features) of a batch, for the loader's adaptive policy,
+        keyed by the batch's (index, epoch); see `augflow.compile.feedback`."""
+        from augflow.compile.feedback import send_feedback
+        send_feedback(self.policy, batch, losses, features, self.epoch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for batch in self.dataloader:
