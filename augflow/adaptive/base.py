@@ -10,7 +10,6 @@ policy's stream (spawn key 3: apart from the sample stage, batch stage and shuff
 
 from __future__ import annotations
 
-import copy
 import warnings
 from typing import Any
 
@@ -105,13 +104,16 @@ class Policy:
     # ---- resume ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs to decide exactly as the uninterrupted one."""
-        return {"name": self.name, "pending": copy.deepcopy(self.pending), "folded_through": self.folded_through,
+        pending = [[i, e, loss, None if f is None else np.asarray(f).tolist(), label]
+                   for i, e, loss, f, label in self.pending]
+        return {"name": self.name, "pending": pending, "folded_through": self.folded_through,
                 "has_feedback": self.has_feedback, "warned": self._warned, **self._state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("name") != self.name:
             raise ValueError(f"state_dict of policy {state.get('name')!r} given to {self.name!r}")
-        self.pending = copy.deepcopy(state["pending"])
+        self.pending = [(int(i), int(e), loss, None if f is None else np.asarray(f, dtype=np.float32), label)
+                        for i, e, loss, f, label in state["pending"]]
         self.folded_through = int(state["folded_through"])
         self.has_feedback = bool(state["has_feedback"])
         self._warned = bool(state.get("warned", False))
