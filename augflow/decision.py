@@ -1,16 +1,20 @@
 """Per-sample decisions of an adaptive policy: which ops run, at which magnitude.
 
 A decision is plain JSON, `{"ops": {path: level}}`: the controlled ops listed there run (their own
-`p` still applies) with their magnitude ranges scaled to `level / LEVELS` towards the identity;
-controlled ops not listed, or at level 0 (the identity), are skipped; structural ops (resize, normalize, ...) always run.
+`p` still applies) with their magnitude ranges scaled to `level / LEVELS` towards the identity.
+Controlled ops not listed, or at level 0 (the identity), are skipped -- except ops that set the
+output size (a schema field `size`, `height` or `width`, e.g. random_resized_crop): those always
+run, as written when not listed and at identity ranges at level 0, so batches keep one shape.
+Structural ops (resize, normalize, to_tensor) always run.
 
 The vocabulary comes from the ops' typed schemas, as HistAug's does (`augflow/latent/vocab.py`):
 an op is *controlled* when its schema has a magnitude field or its `p` is below 1. A magnitude
 field is a schema field typed as a float range (`tuple[float, float]`) whose current range holds
 an identity point: 0 (rotation limits, brightness shifts, translations) or else 1 (scales, crop
-scale, ratios). `magnitude m` maps the range (lo, hi) to (c + m (lo - c), c + m (hi - c)): m = 1 is
-the pipeline as written, m = 0 the identity. Ranges with neither point (a noise std in
-(0.2, 0.44)) are not magnitudes; such ops are still gated on and off.
+scale, ratios); or an integer field named `magnitude` (RandAugment's bin), scaled towards 0.
+Magnitude m maps the range (lo, hi) to (c + m (lo - c), c + m (hi - c)): m = 1 is the pipeline
+as written, m = 0 the identity. Ranges with neither point (a noise std in (0.2, 0.44)) are not
+magnitudes; such ops are still switched on and off.
 
 This module sits beside `steps.py` (below pipeline and compile) so that `Pipeline.__call__`,
 `Pipeline.replay` and the compiled sample stage realise a decision in one place.
@@ -35,6 +39,7 @@ class Control:
     path: str
     op: str
     magnitudes: dict[str, tuple[Any, float]] = field(default_factory=dict)   # field -> (range, identity)
+    sets_size: bool = False       # the op fixes the output size (a crop to `size`): weakened, never skipped
 
 
 def _float_range(annotation: Any) -> bool:
@@ -73,6 +78,11 @@ def control_of(step: OpStep) -> Control | None:
         return None
     mags: dict[str, tuple[Any, float]] = {}
     for name, f in schema.model_fields.items():
+        if name == "magnitude" and f.annotation is int:          # RandAugment's integer magnitude bin
+            value = _current(step.op, name)
+            if isinstance(value, int) and value > 0:
+                mags[name] = (value, 0.0)
+            continue
         if name == "p" or not _float_range(f.annotation):
             continue
         value = _current(step.op, name)
@@ -86,7 +96,11 @@ def control_of(step: OpStep) -> Control | None:
                 mags[name] = ({k: (float(v[0]), float(v[1])) for k, v in value.items()}, cs.pop())
     if not mags and step.op.p >= 1.0:
         return None
-    return Control(step.path, step.name, mags)
+    sets_size = any(n in schema.model_fields for n in _SIZE_FIELDS)
+    return Control(step.path, step.name, mags, sets_size)
+
+
+_SIZE_FIELDS = ("size", "height", "width")
 
 
 def controls(pipeline: Any) -> list[Control]:
@@ -97,6 +111,8 @@ def controls(pipeline: Any) -> list[Control]:
 def scaled(value: Any, identity: float, m: float) -> Any:
     if isinstance(value, Mapping):
         return {k: scaled(v, identity, m) for k, v in value.items()}
+    if isinstance(value, int):
+        return int(round(identity + m * (value - identity)))
     lo, hi = value
     return (identity + m * (lo - identity), identity + m * (hi - identity))
 
@@ -116,10 +132,10 @@ class Realizer:
         if control is None:
             return step.op
         level = decision.get("ops", {}).get(step.path)
-        if level is None:
-            return None
+        if level is None:                 # not chosen: skipped, unless the op sets the output size
+            return step.op if control.sets_size else None
         level = int(level)
-        if level <= 0:                    # magnitude 0 is the identity: nothing to run
+        if level <= 0 and not control.sets_size:   # magnitude 0 is the identity: nothing to run
             return None
         if level >= LEVELS or not control.magnitudes:
             return step.op

@@ -154,3 +154,17 @@ def test_feedback_without_policy_says_how_to_fix(records):
 def test_policy_refuses_merging_passes(records):
     with pytest.raises(ValueError, match="affine_fusion"):
         Pipeline.from_dict(PIPE).compile(records, policy=LossCurriculum(), passes=["affine_fusion"])
+
+
+def test_size_setting_ops_always_run_and_randaugment_magnitude_scales(astronaut):
+    pipe = Pipeline.from_yaml("pipelines/randaugment.yaml")
+    ctl = {c.op: c for c in controls(pipe)}
+    assert ctl["random_resized_crop"].sets_size and ctl["rand_augment"].magnitudes["magnitude"] == (9, 0.0)
+    for decision in ({"ops": {"sample[2]": 5}}, {"ops": {}}, {"ops": {"sample[0]": 0}}):
+        out = pipe({"image": astronaut}, index=3, decision=decision)
+        assert out["image"].shape[-2:] == (224, 224)          # the crop to size still ran
+        assert out.provenance.ops()[1] == "random_resized_crop"
+    weak = pipe.realizer().op_for(pipe.op_steps()[2], {"ops": {"sample[2]": 5}})
+    assert weak.params.magnitude == 4                          # round(0.5 * 9)
+    identity = pipe.realizer().op_for(pipe.op_steps()[0], {"ops": {"sample[0]": 0}})
+    assert tuple(identity.transform.scale) == (1.0, 1.0)
