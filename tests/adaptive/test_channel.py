@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from augflow import Pipeline
-from augflow.adaptive import LossCurriculum
+from augflow.adaptive import AugmentSubset, LossCurriculum
 from augflow.decision import LEVELS, controls
 
 PIPE = {"augflow": 1, "seed": 5, "sample": [
@@ -40,7 +40,9 @@ def _run(records, policy, epochs=3, num_workers=0, start=0):
         loader.set_epoch(e)
         for batch in loader:
             out.append((batch["_index"].tolist(), batch["image"].clone(), batch["_provenance"]))
-            loader.feedback(batch, losses=_losses(batch))
+            losses = _losses(batch)
+            feats = torch.stack([losses, (batch["_index"] % 3).float()], dim=1)
+            loader.feedback(batch, losses=losses, features=feats)
     return out
 
 
@@ -64,8 +66,12 @@ def test_same_feedback_gives_identical_batches(records):
     _same(_run(records, LossCurriculum()), _run(records, LossCurriculum()))
 
 
-def test_worker_counts_0_and_2_identical(records):
-    _same(_run(records, LossCurriculum(), num_workers=0), _run(records, LossCurriculum(), num_workers=2))
+POLICIES = {"loss_curriculum": LossCurriculum, "augment_subset": lambda: AugmentSubset(0.5, every=1)}
+
+
+@pytest.mark.parametrize("make", POLICIES.values(), ids=list(POLICIES))
+def test_worker_counts_0_and_2_identical(records, make):
+    _same(_run(records, make(), num_workers=0), _run(records, make(), num_workers=2))
 
 
 def test_high_loss_indices_get_lower_magnitudes(records):
@@ -114,12 +120,13 @@ def test_weakened_op_draws_from_a_narrower_range(records):
     assert pipe.realizer().op_for(pipe.op_steps()[0], {"ops": {}}) is None
 
 
-def test_resume_from_state_dict_continues_identically(records):
-    full = _run(records, LossCurriculum(), epochs=3)
-    first = LossCurriculum()
+@pytest.mark.parametrize("make", POLICIES.values(), ids=list(POLICIES))
+def test_resume_from_state_dict_continues_identically(records, make):
+    full = _run(records, make(), epochs=3)
+    first = make()
     _run(records, first, epochs=2)
     state = json.loads(json.dumps(first.state_dict()))   # a JSON round trip, as a checkpoint would be
-    resumed = LossCurriculum()
+    resumed = make()
     resumed.load_state_dict(state)
     tail = _run(records, resumed, epochs=3, start=2)
     _same(full[-3:], tail)
@@ -168,3 +175,21 @@ def test_size_setting_ops_always_run_and_randaugment_magnitude_scales(astronaut)
     assert weak.params.magnitude == 4                          # round(0.5 * 9)
     identity = pipe.realizer().op_for(pipe.op_steps()[0], {"ops": {"sample[0]": 0}})
     assert tuple(identity.transform.scale) == (1.0, 1.0)
+
+
+def test_user_batch_sampler_batches_carry_decisions(records):
+    pipe = Pipeline.from_dict(PIPE)
+    batches = [[0, 5, 7], [1, 2, 3, 4], [6, 8, 9, 10, 11]]
+    runs = []
+    for workers in (0, 2):
+        loader = pipe.compile(records, policy=LossCurriculum(), batch_sampler=batches, num_workers=workers,
+                              return_provenance=True)
+        seen = []
+        for e in range(2):
+            loader.set_epoch(e)
+            for batch in loader:
+                assert all(json.loads(p)[0]["op"] == "policy" for p in batch["_provenance"])
+                seen.append((batch["_index"].tolist(), batch["_provenance"]))
+                loader.feedback(batch, losses=_losses(batch))
+        runs.append(seen)
+    assert [idx for idx, _ in runs[0][:3]] == batches and runs[0] == runs[1]
