@@ -2,7 +2,7 @@
 one-step look-ahead on a held-out batch (Hou et al., "When to Learn What: Model-Adaptive Data
 Augmentation Curriculum", ICCV 2023).
 
-- Policy network: an MLP from a sample's feature vector (what the trainer sends as
+- Policy network: an MLP (after a LayerNorm) from a sample's feature vector (what the trainer sends as
   `loader.feedback(batch, losses=..., features=...)`, e.g. the penultimate activations) to a
   distribution over the pipeline's controlled ops and a magnitude in (0, 1) per op.
 - Decisions: a sample is augmented with probability `share(epoch)`, rising linearly to 1 over
@@ -59,7 +59,10 @@ class MADAug(Policy):
         with torch.random.fork_rng(devices=[]):       # a fixed initialisation, global RNG untouched
             torch.manual_seed(self.init_seed)
             k = len(self.controls)
-            self.net = torch.nn.Sequential(torch.nn.Linear(dim, self.hidden), torch.nn.ReLU(),
+            # features are standardised per sample (LayerNorm without affine): their scale grows as the
+            # model trains, which otherwise saturates the softmax and sigmoid heads within a few steps
+            self.net = torch.nn.Sequential(torch.nn.LayerNorm(dim, elementwise_affine=False),
+                                           torch.nn.Linear(dim, self.hidden), torch.nn.ReLU(),
                                            torch.nn.Linear(self.hidden, 2 * k))
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.lr)
         saved, self._saved = getattr(self, "_saved", None), None
@@ -181,7 +184,7 @@ class MADAug(Policy):
         return {"features": {int(k): v.tolist() for k, v in self.features.items()},
                 "net": None if self.net is None else {k: v.clone() for k, v in self.net.state_dict().items()},
                 "optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-                "net_dim": None if self.net is None else self.net[0].in_features,
+                "net_dim": None if self.net is None else self.net[1].in_features,
                 "table_epoch": self.table_epoch, "curriculum": list(self.curriculum)}
 
     def _load(self, state: dict[str, Any]) -> None:
