@@ -18,6 +18,7 @@ from augflow import seeding
 from augflow.config.build import PipelineSpec, build_spec
 from augflow.config.errors import SampleError
 from augflow.config.loader import load_yaml_file, load_yaml_text
+from augflow.decision import POLICY_OP, POLICY_PATH
 from augflow.params_codec import from_jsonable
 from augflow.sample import Provenance, ProvenanceEntry, Sample, resolve_field_specs
 from augflow.steps import OpStep, Step, iter_ops, run_steps
@@ -134,7 +135,7 @@ class Pipeline:
         entries = list(provenance)
         decision = None
         for entry in entries:
-            if entry.view is None and entry.path == "policy" and entry.op == "policy":
+            if entry.view is None and (entry.op, entry.path) == (POLICY_OP, POLICY_PATH):
                 decision = entry.params            # an adaptive policy's decision: ops weakened as recorded
                 base.provenance.append(entry)
             elif entry.view is None:
