@@ -2,6 +2,7 @@
 
     python bench/adaptive_digits.py --seeds 0 1 2            # a few minutes on 2 loaded CPU cores
     python bench/adaptive_digits.py --seeds 0 --epochs 3     # smoke run
+    python bench/adaptive_digits.py --loader-only            # augmentation work AugmentSubset saves
 
 Setup (same for every variant): digits upsampled 8x8 -> 24x24 (bilinear, uint8); stratified split
 (seed 0) into 1100 train, 157 held-out (used only as MADAug's validation batches) and 540 test; a
@@ -155,6 +156,31 @@ def distill(teacher: nn.Module, seed: int, data, epochs: int, hard: bool) -> dic
             "s_per_epoch": float(np.mean(times))}
 
 
+def loader_seconds(data, rounds: int = 3) -> dict[str, float]:
+    """Loader-only epoch time (no model), min over rounds: the augmentation work a subset saves.
+    AugmentSubset gets random gradient embeddings for every sample, then selects its 30%."""
+    (xtr, ytr), *_ = data
+    records = [{"image": im, "label": int(c)} for im, c in zip(xtr, ytr)]
+    out = {}
+    for name in ("no augmentation", "all ops (fixed)", "AugmentSubset 30%"):
+        pipe = Pipeline.from_dict({"augflow": 1, "seed": 0, "sample": PIPELINES[VARIANTS[name][0]]})
+        policy = AugmentSubset(0.3, every=1) if name.startswith("AugmentSubset") else None
+        loader = pipe.compile(records, batch_size=64, policy=policy)
+        if policy is not None:
+            n = len(records)
+            policy.record(np.arange(n), np.zeros(n, dtype=int), None, np.random.default_rng(0).normal(size=(n, 10)),
+                          np.asarray(ytr))
+        loader.set_epoch(1)
+        times = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            for _batch in loader:
+                pass
+            times.append(time.perf_counter() - t0)
+        out[name] = min(times)
+    return out
+
+
 def fmt(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}"
 
@@ -167,10 +193,17 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME",
                     help="Only these variants (default: all).")
     ap.add_argument("--no-kd", action="store_true", help="Skip the distillation table.")
+    ap.add_argument("--loader-only", action="store_true", help="Only the loader-only epoch times.")
     ap.add_argument("--json", default=None, help="Also write the raw results here.")
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = load()
+    if args.loader_only:
+        secs = loader_seconds(data)
+        print("| loader only, one epoch of 1100 samples (min of 3) | s | vs all ops |\n|---|---|---|")
+        for name, sec in secs.items():
+            print(f"| {name} | {sec:.3f} | {sec / secs['all ops (fixed)']:.2f} |")
+        return
     t_start = time.perf_counter()
     rows: dict[str, list[dict]] = {v: [] for v in args.variants}
     kd: dict[str, list[dict]] = {"plain KD": [], "KD + HardAugment": []}
