@@ -193,3 +193,11 @@ def test_user_batch_sampler_batches_carry_decisions(records):
                 loader.feedback(batch, losses=_losses(batch))
         runs.append(seen)
     assert [idx for idx, _ in runs[0][:3]] == batches and runs[0] == runs[1]
+
+
+def test_policy_with_a_backend_that_cannot_take_decisions_says_which_to_use(records):
+    from augflow.compile.backends import BackendError
+
+    pipe = Pipeline.from_dict({"augflow": 1, "sample": [{"horizontal_flip": {"p": 0.5}}]})
+    with pytest.raises(BackendError, match="backend='albumentations'"):
+        pipe.compile(records, policy=LossCurriculum(), backend="kornia")
