@@ -18,6 +18,7 @@ from augflow import seeding
 from augflow.config.build import PipelineSpec, build_spec
 from augflow.config.errors import SampleError
 from augflow.config.loader import load_yaml_file, load_yaml_text
+from augflow.decision import POLICY_OP, POLICY_PATH
 from augflow.params_codec import from_jsonable
 from augflow.sample import Provenance, ProvenanceEntry, Sample, resolve_field_specs
 from augflow.steps import OpStep, Step, iter_ops, run_steps
@@ -114,19 +115,29 @@ class Pipeline:
                                                          "content_key": key}
 
     def __call__(self, sample: Mapping[str, Any], seed: int | None = None, *, index: int | None = None,
-                 epoch: int | None = None, offline: bool = False) -> Sample:
+                 epoch: int | None = None, offline: bool = False, decision: Mapping[str, Any] | None = None) -> Sample:
         """Augment one sample. Give `seed`, or `index` (and `epoch`), for reproducible outputs.
 
         `offline=True` (what `augflow materialize` uses) then runs the `offline:` section on the
         result, on each view when there are views, drawing from the same generator after every
         sample-stage draw: the sample-stage output is the one a training loader gets (which never
         runs `offline:`), and the offline ops are recorded in provenance, so `replay` redoes both.
+
+        `decision` (an adaptive policy's `{"ops": {path: level}}`, see `augflow.decision`) says which
+        controlled ops of the shared sample steps run and at which magnitude; it is recorded as the
+        first provenance entry, so `replay` rebuilds the same weakened ops.
         """
         seed_seq, seed_info = self.seed_for(sample, seed, index, epoch)
         rng = seeding.generator(seed_seq)
         base, squeezed = self.prepare(sample)
         base.seed = seed_info
-        base = run_steps(self._shared_steps(), base, rng)
+        choose = None
+        if decision is not None:
+            from augflow.decision import check_decision, provenance_entry
+            decision = check_decision(decision, self.realizer())
+            choose = self.realizer().chooser(decision)
+            base.provenance.append(provenance_entry(decision))
+        base = run_steps(self._shared_steps(), base, rng, choose=choose)
         base = run_steps(self.spec.negatives, base, rng)   # `negatives:` section: after shared ops, before views
         offline_steps = self.spec.offline if offline else []
         views = self._view_steps()
@@ -147,9 +158,13 @@ class Pipeline:
             provenance = Provenance.from_json(provenance)
         base, squeezed = self.prepare(sample)
         entries = list(provenance)
+        decision = None
         for entry in entries:
-            if entry.view is None:
-                base = self._apply_entry(entry, base)
+            if entry.view is None and (entry.op, entry.path) == (POLICY_OP, POLICY_PATH):
+                decision = entry.params            # an adaptive policy's decision: ops weakened as recorded
+                base.provenance.append(entry)
+            elif entry.view is None:
+                base = self._apply_entry(entry, base, decision)
         views = self._view_steps()
         if not views:
             return _restore_gray(base, squeezed)
@@ -162,14 +177,15 @@ class Pipeline:
             outs[vname] = vs
         return _assemble_views(base, outs, squeezed)
 
-    def _apply_entry(self, entry: ProvenanceEntry, sample: Sample) -> Sample:
+    def _apply_entry(self, entry: ProvenanceEntry, sample: Sample, decision: Mapping | None = None) -> Sample:
         step = self._ops_by_path.get(entry.path)
         if step is None or step.name != entry.op:
             raise ValueError(f"provenance entry {entry.op!r} at {entry.path!r} does not match this pipeline "
                              f"(found {step.name if step else 'nothing'!r} there); replay with the pipeline "
                              "that produced it")
-        params = entry.params if step.op.json_params else from_jsonable(entry.params)
-        out = step.op.apply(sample, **params)
+        op = step.op if decision is None else (self.realizer().op_for(step, decision) or step.op)
+        params = entry.params if op.json_params else from_jsonable(entry.params)
+        out = op.apply(sample, **params)
         out.provenance.append(entry)
         return out
 
@@ -210,6 +226,14 @@ class Pipeline:
     def _all_step_lists(self) -> list[list[Step]]:
         return [self.spec.sample, *self.spec.named_views.values(), self.spec.batch_steps, self.spec.offline,
                 self.spec.negatives]
+
+    def realizer(self):
+        """The ops an adaptive policy's decisions run (`augflow.decision.Realizer`), built once."""
+        realizer = self.__dict__.get("_realizer")
+        if realizer is None:
+            from augflow.decision import Realizer
+            realizer = self._realizer = Realizer(self)
+        return realizer
 
     def op_steps(self) -> list[OpStep]:
         """Every op in the pipeline, in file order."""

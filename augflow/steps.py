@@ -8,7 +8,7 @@ control flow at all: it walks the recorded entries.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import numpy as np
 
@@ -51,15 +51,21 @@ class Sequential:
 Step = Union[OpStep, OneOf, SomeOf, Sequential]
 
 
-def run_steps(steps: list[Step], sample: Sample, rng: np.random.Generator, view: str | None = None) -> Sample:
+def run_steps(steps: list[Step], sample: Sample, rng: np.random.Generator, view: str | None = None,
+              choose: Callable[[OpStep], Op | None] | None = None) -> Sample:
     for step in steps:
-        sample = run_step(step, sample, rng, view)
+        sample = run_step(step, sample, rng, view, choose)
     return sample
 
 
-def run_step(step: Step, sample: Sample, rng: np.random.Generator, view: str | None) -> Sample:
+def run_step(step: Step, sample: Sample, rng: np.random.Generator, view: str | None,
+             choose: Callable[[OpStep], Op | None] | None = None) -> Sample:
+    """Run one step. `choose(op_step)` (an adaptive policy's decision, `augflow.decision`) may give
+    another op for the step (a weakened one) or None to skip it."""
     if isinstance(step, OpStep):
-        op = step.op
+        op = step.op if choose is None else choose(step)
+        if op is None:
+            return sample
         p = op.p
         if p < 1.0 and not (p > 0.0 and rng.random() < p):
             return sample
@@ -77,16 +83,16 @@ def run_step(step: Step, sample: Sample, rng: np.random.Generator, view: str | N
     if isinstance(step, OneOf):
         weights = np.asarray(step.weights if step.weights else [1.0] * len(step.steps), dtype=float)
         chosen = int(rng.choice(len(step.steps), p=weights / weights.sum()))
-        return run_step(step.steps[chosen], sample, rng, view)
+        return run_step(step.steps[chosen], sample, rng, view, choose)
     if isinstance(step, SomeOf):
         n = step.n if isinstance(step.n, int) else int(rng.integers(step.n[0], step.n[1] + 1))
         n = n if step.replace else min(n, len(step.steps))
         idx = rng.choice(len(step.steps), size=n, replace=step.replace)
         for i in idx:
-            sample = run_step(step.steps[int(i)], sample, rng, view)
+            sample = run_step(step.steps[int(i)], sample, rng, view, choose)
         return sample
     if isinstance(step, Sequential):
-        return run_steps(step.steps, sample, rng, view)
+        return run_steps(step.steps, sample, rng, view, choose)
     raise TypeError(f"not a pipeline step: {step!r}")
 
 

@@ -9,6 +9,7 @@ from augflow.cli.materialize import materialize
 from augflow.cli.noise_bank import noise_bank
 from augflow.cli.ops import ops
 from augflow.cli.preview import preview
+from augflow.cli.shifts import shifts
 from augflow.cli.train import train_app
 from augflow.cli.validate import validate
 
@@ -43,6 +44,7 @@ app.command("preview")(preview)
 app.command("materialize")(materialize)
 app.command("bench")(bench)
 app.command("noise-bank")(noise_bank)
+app.command("shifts")(shifts)
 app.add_typer(train_app, name="train")
 
 if __name__ == "__main__":

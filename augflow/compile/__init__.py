@@ -48,10 +48,17 @@ def compile_pipeline(pipeline: Any, data: Any, *, batch_size: int = 32, num_work
     from augflow.io.readers import as_records
 
     records = as_records(data, image_key=image_key, label_key=label_key, root=root)
+    policy = options.get("policy")
+    if policy is not None:
+        from augflow.compile.feedback import policy_passes
+        passes = policy_passes(passes)
     if options.get("num_classes") is None and getattr(records, "num_classes", None):
         options["num_classes"] = records.num_classes
     plan = make_plan(pipeline, backend=backend, device=device, passes=passes, batch_size=batch_size,
                      num_workers=num_workers, shuffle=shuffle, drop_last=drop_last, epoch_seed=epoch_seed, **options)
+    if policy is not None:
+        from augflow.compile.feedback import bind_policy
+        bind_policy(policy, plan)
     if plan.sample.backend == "dali":
         from augflow.compile.backends.dali import DaliLoader
         return DaliLoader(plan, records)

@@ -101,6 +101,7 @@ class LoaderOptions:
     batch_sampler: Any = None      # yields lists of indices (e.g. augflow.negatives.NGAMESampler)
     on_error: str = "raise"        # a bad sample: stop naming it ("raise"), or drop it and list it ("skip")
     max_pixels: int | None = None  # larger images are bad samples; None: the CLI's limit (io.sources)
+    policy: Any = None             # an adaptive policy (augflow.adaptive), fed back by `loader.feedback`
 
 
 @dataclass

@@ -54,13 +54,19 @@ class SampleStage:
         else:
             self.__dict__.update(state)
 
-    def __call__(self, record: Mapping[str, Any], index: int, epoch: int = 0) -> dict[str, Any]:
+    def __call__(self, record: Mapping[str, Any], index: int, epoch: int = 0,
+                 decision: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """`decision`: an adaptive policy's choice for this sample (`augflow.decision`), sent by the
+        main process with the index (`augflow.compile.feedback`); recorded first in provenance."""
         epoch = int(epoch) if self.epoch_seed else 0
         rng = seeding.generator(seeding.call_seed(self.seed, epoch, index))
         fields, pending = self.decode(record)
         base, _ = self.pipeline.prepare(fields)
         base.seed = {"pipeline_seed": self.seed, "epoch": epoch, "index": int(index)}
-        if self.backend == "kornia":
+        if decision is not None:
+            from augflow.compile.feedback import run_decided
+            base = run_decided(self, base, rng, decision)
+        elif self.backend == "kornia":
             from augflow.compile.backends.kornia import run_sample_items
             base = run_sample_items(self.items, base, rng, pending)
         else:
@@ -132,8 +138,10 @@ def _recipe(plan: Plan) -> tuple | None:
     from augflow.compile.passes import PASSES
     if not all(isinstance(p, str) and p in PASSES for p in plan.passes):
         return None                      # a custom pass function: pickle the objects instead
+    import dataclasses
+    options = dataclasses.replace(plan.options, policy=None)   # workers get decisions, not the policy
     return (plan.pipeline.to_dict(), plan.pipeline.source or "<pipeline>", plan.sample.backend, plan.batch.device,
-            list(plan.passes), plan.options)
+            list(plan.passes), options)
 
 
 def _rebuild_plan(recipe: tuple) -> Plan:

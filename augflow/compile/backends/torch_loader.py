@@ -144,9 +144,15 @@ class StageDataset(Dataset):
         return len(self.records)
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
-        index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
+        decision = None
+        if isinstance(key, tuple) and len(key) == 3:     # (index, epoch, policy decision)
+            index, epoch, decision = key
+        else:
+            index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         index, epoch = int(index), int(epoch)
         try:
+            if decision is not None:
+                return self.stage(self.records[index], index, epoch, decision)
             return self.stage(self.records[index], index, epoch)
         except Exception as exc:  # noqa: BLE001 - any failure on one sample is named, then raised or skipped
             source = record_source(self.records, index)
@@ -281,10 +287,18 @@ class CompiledLoader:
             kwargs["worker_init_fn"] = WorkerInit(plan.seed)
         pin = cuda if opts.pin_memory is None else opts.pin_memory
         self.user_batch_sampler = opts.batch_sampler
+        self.policy = opts.policy
+        if self.policy is not None:    # decisions made here, in the main process, sent with the indices
+            from augflow.compile.feedback import DecidingSampler
+            self.sampler = DecidingSampler(self.sampler, self)
         if self.user_batch_sampler is not None:
             if hasattr(self.user_batch_sampler, "configure"):
                 self.user_batch_sampler.configure(num_samples=len(records), batch_size=opts.batch_size)
-            self.dataloader = DataLoader(self.dataset, batch_sampler=EpochBatches(self.user_batch_sampler, self),
+            batches = EpochBatches(self.user_batch_sampler, self)
+            if self.policy is not None:
+                from augflow.compile.feedback import DecidingBatches
+                batches = DecidingBatches(batches, self)
+            self.dataloader = DataLoader(self.dataset, batch_sampler=batches,
                                          num_workers=workers, collate_fn=self._collate, pin_memory=pin, **kwargs)
         else:
             self.dataloader = DataLoader(self.dataset, batch_size=opts.batch_size, sampler=self.sampler,
@@ -301,6 +315,12 @@ class CompiledLoader:
         self.dataset.set_epoch(epoch)
         if self.user_batch_sampler is not None and hasattr(self.user_batch_sampler, "set_epoch"):
             self.user_batch_sampler.set_epoch(epoch)
+
+    def feedback(self, batch: dict[str, Any], losses: Any = None, features: Any = None) -> None:
+        """Per-sample losses (and optional features) of a batch, for the loader's adaptive policy,
+        keyed by the batch's (index, epoch); see `augflow.compile.feedback`."""
+        from augflow.compile.feedback import send_feedback
+        send_feedback(self.policy, batch, losses, features, self.epoch)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         if self._iterated and not self._epoch_chosen:
