@@ -73,3 +73,11 @@ def test_keypoints_with_more_columns_than_their_format_are_refused(photo):
         pipe({"image": photo, "keypoints": np.zeros((2, 7))}, index=0)
     out = pipe({"image": photo, "keypoints": [[10, 20]]}, index=0)
     np.testing.assert_allclose(out["keypoints"], [[53, 20]])
+
+
+def test_integer_labels_keep_their_type(photo):
+    pipe = Pipeline.from_yaml_text(DETECTION % "")
+    out = pipe({"image": photo, "bboxes": [[1, 1, 10, 10], [20, 20, 5, 5]], "labels": [7, 3]}, index=0)
+    assert out["labels"] == [7, 3] and all(type(v) is int for v in out["labels"])
+    out = pipe({"image": photo, "bboxes": [[1, 1, 10, 10]], "labels": np.array([7], np.int64)}, index=0)
+    assert out["labels"].dtype == np.int64

@@ -190,8 +190,20 @@ def _from_albu(sample: Sample, data: dict[str, Any], names: dict[str, str], proc
             proc.postprocess(data)
     out = sample.copy()
     for key, name in names.items():
-        out[name] = data[key]
+        out[name] = _like_labels(sample[name], data[key]) if key == name and name in _label_names(sample) else data[key]
     return out
+
+
+def _label_names(sample: Sample) -> set[str]:
+    return {lf for spec in sample.specs.values() for lf in spec.label_fields}
+
+
+def _like_labels(before: Any, after: Any) -> Any:
+    """Labels in their own type: albumentations hands a list of ints back as floats ([7] -> [7.0])."""
+    if isinstance(before, list) and isinstance(after, list) and before \
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in before):
+        return [int(v) for v in after]
+    return after
 
 
 class _ThreadState:
