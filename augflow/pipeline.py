@@ -344,8 +344,12 @@ def _check_sizes(sample: Sample) -> None:
                               f"{images[0]!r} is {hw[0]}x{hw[1]}; a mask must have the image's height and width")
 
 
-def _restore_layout(sample: Sample, layout: _Layout) -> Sample:
-    """Images back the way they came: 2-D stays 2-D, torch tensors come back as tensors."""
+def _restore_layout(sample: Sample, layout: _Layout | set[str]) -> Sample:
+    """Images back the way they came: 2-D stays 2-D, torch tensors come back as tensors
+    (a plain set names the 2-D images only, as the compiled loader's sample stage passes)."""
+    if isinstance(layout, set):
+        gray, layout = layout, _Layout()
+        layout.gray = gray
     for name in layout.gray:
         img = sample.get(name)
         if isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 1:
@@ -360,7 +364,7 @@ def _restore_layout(sample: Sample, layout: _Layout) -> Sample:
     return sample
 
 
-def _assemble_views(base: Sample, views: dict[str, Sample], layout: _Layout) -> Sample:
+def _assemble_views(base: Sample, views: dict[str, Sample], layout: _Layout | set[str]) -> Sample:
     out = Sample({k: v for k, v in base.items() if base.specs.get(k) is None or base.specs[k].kind not in _VIEW_KINDS},
                  base.specs, Provenance(base.provenance), base.seed)
     for vname, vs in views.items():
