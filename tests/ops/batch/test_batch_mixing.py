@@ -129,9 +129,9 @@ def test_integer_labels_without_num_classes_is_an_actionable_error():
         mixup.apply_batch(batch, [{"lam": 0.5, "partner": 0.0}, None], BatchContext(SPECS))
 
 
-def _instances_batch(n: int = 4) -> tuple[dict, dict]:
-    """n elements with two instances each: a mask, a box and a class per instance (one label field)."""
-    specs = {"image": FieldSpec("image"), "masks": FieldSpec("masks", None, ("classes",)),
+def _instances_batch(n: int = 4, mask_labels: str = "classes") -> tuple[dict, dict]:
+    """n elements with two instances each: a mask, a box and a class per instance."""
+    specs = {"image": FieldSpec("image"), "masks": FieldSpec("masks", None, (mask_labels,)),
              "bboxes": FieldSpec("bboxes", "pascal_voc", ("classes",))}
     masks, boxes = [], []
     for _ in range(n):
@@ -142,16 +142,19 @@ def _instances_batch(n: int = 4) -> tuple[dict, dict]:
         boxes.append(torch.tensor([[4.0, 4, 20, 20], [30.0, 30, 62, 62]]))
     batch = {"image": photos(n), "masks": masks, "bboxes": boxes,
              "classes": [torch.tensor([10 * k + 1, 10 * k + 2]) for k in range(n)]}
+    batch[mask_labels] = [torch.tensor([10 * k + 1, 10 * k + 2]) for k in range(n)]
     return batch, specs
 
 
+@pytest.mark.parametrize("mask_labels", ["classes", "mask_classes"])   # one label field for both, or one each
 @pytest.mark.parametrize("cx, cy", [(0.25, 0.5), (0.5, 0.5), (0.7, 0.3)])
-def test_mosaic_keeps_masks_boxes_and_classes_in_step(cx, cy):
-    batch, specs = _instances_batch()
+def test_mosaic_keeps_masks_boxes_and_classes_in_step(cx, cy, mask_labels):
+    batch, specs = _instances_batch(mask_labels=mask_labels)
     p = {"cx": cx, "cy": cy, "partners": [0.0, 0.34, 0.67]}
     out = op("mosaic", min_visible=0.6).apply_batch(batch, [p, None, None, None], BatchContext(specs))
     for k in range(4):
         assert len(out["masks"][k]) == len(out["bboxes"][k]) == len(out["classes"][k]), k
+        assert out[mask_labels][k].tolist() == out["classes"][k].tolist(), k
     # each kept box still frames its own mask
     for mask, box in zip(out["masks"][0], out["bboxes"][0]):
         ys, xs = torch.nonzero(mask, as_tuple=True)
