@@ -179,8 +179,11 @@ class Pipeline:
                     out[name] = out[name][:, :, None]
                     layout.gray.add(name)
             elif fspec.kind in ("mask",):
+                if _is_torch_tensor(out[name]) and out[name].dim() == 2:   # HxW, as torchvision holds masks
+                    out[name], layout.tensors[name] = out[name].detach().cpu().numpy(), "hwc"
                 if not isinstance(out[name], np.ndarray):
-                    raise SampleError(f"field {name!r} (mask) must be a numpy array, got {type(out[name]).__name__}")
+                    raise SampleError(f"field {name!r} (mask) must be a numpy array or an HxW torch tensor, "
+                                      f"got {type(out[name]).__name__}")
             elif fspec.kind in ("bboxes", "keypoints"):
                 out[name] = _check_points(name, fspec, out[name])
                 _check_label_fields(name, fspec, out)

@@ -35,6 +35,14 @@ def test_tensor_images_come_back_as_tensors_in_their_layout(photo, layout, dtype
     np.testing.assert_allclose(back.numpy(), expected, atol=1e-6)
 
 
+def test_tensor_masks_move_with_the_image_and_come_back_as_tensors(photo):
+    mask = torch.zeros(64, 64, dtype=torch.uint8)
+    mask[:, :10] = 1
+    out = Pipeline.from_yaml_text(FLIP)({"image": torch.from_numpy(photo).permute(2, 0, 1), "mask": mask}, index=0)
+    assert isinstance(out["mask"], torch.Tensor) and out["mask"].shape == (64, 64)
+    assert out["mask"][:, 54:].all() and not out["mask"][:, :54].any()
+
+
 def test_a_tensor_batch_is_refused_as_a_batch(photo):
     with pytest.raises(SampleError, match="a batch"):
         Pipeline.from_yaml_text(FLIP)({"image": torch.zeros(2, 3, 8, 8)}, index=0)
