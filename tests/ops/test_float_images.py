@@ -139,3 +139,11 @@ def test_fill_is_on_the_8_bit_scale_for_every_dtype():
     corner = {dt: pipe({"image": np.zeros((4, 4, 3), dt)}, index=0)["image"][0, 0] for dt in (np.uint8, np.float32)}
     assert corner[np.uint8].tolist() == [114, 114, 114]
     np.testing.assert_allclose(corner[np.float32], 114 / 255, atol=1e-6)
+
+
+def test_max_value_belongs_to_image_fields_and_is_positive():
+    from augflow.config.errors import PipelineConfigError
+    for fields in ("{mask: {kind: mask, max_value: 255}}", "{image: {kind: image, max_value: 0}}",
+                   "{image: {kind: image, max_value: yes}}"):
+        with pytest.raises(PipelineConfigError, match="'max_value' is the largest value of a float image"):
+            Pipeline.from_yaml_text(f"augflow: 1\nfields: {fields}\nsample: []\n")
