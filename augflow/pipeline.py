@@ -339,6 +339,11 @@ def _check_sizes(sample: Sample) -> None:
     """Masks must cover the image pixel for pixel; a mismatch is a data bug best caught here."""
     images = sample.fields_of_kind("image")
     if not images:
+        spatial = sample.fields_of_kind("mask", "masks", "bboxes", "keypoints")
+        if spatial and not sample.fields_of_kind("volume"):
+            raise SampleError(f"the sample has {', '.join(repr(n) for n in spatial)} but no image field "
+                              f"(fields present: {sorted(sample)}); masks, boxes and keypoints move with an image: "
+                              "name it 'image' or declare its kind: fields: {your_name: image}")
         return
     hw = sample[images[0]].shape[:2]
     for name in sample.fields_of_kind("mask"):

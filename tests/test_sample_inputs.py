@@ -49,8 +49,10 @@ def test_a_tensor_batch_is_refused_as_a_batch(photo):
 
 
 def test_missing_image_names_the_field_and_the_fields_present():
-    with pytest.raises(SampleError, match=r"needs an image field.*fields present: \['mask'\]"):
-        Pipeline.from_yaml_text(FLIP)({"mask": np.zeros((8, 8), np.uint8)}, index=0)
+    with pytest.raises(SampleError, match=r"no image field \(fields present: \['label', 'mask'\]\)"):
+        Pipeline.from_yaml_text(FLIP)({"mask": np.zeros((8, 8), np.uint8), "label": 1}, index=0)
+    with pytest.raises(SampleError, match=r"needs an image field.*fields present: \['label'\]"):
+        Pipeline.from_yaml_text(FLIP)({"label": 1}, index=0)
 
 
 def test_missing_labels_name_the_field_and_the_fields_present(photo):
