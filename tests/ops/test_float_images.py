@@ -147,3 +147,25 @@ def test_max_value_belongs_to_image_fields_and_is_positive():
                    "{image: {kind: image, max_value: yes}}"):
         with pytest.raises(PipelineConfigError, match="'max_value' is the largest value of a float image"):
             Pipeline.from_yaml_text(f"augflow: 1\nfields: {fields}\nsample: []\n")
+
+
+def test_compiled_loader_gives_a_float_dataset_the_uint8_batches():
+    import torch
+
+    img8 = _astronaut()
+
+    class Images(torch.utils.data.Dataset):
+        def __init__(self, as_float: bool):
+            self.as_float = as_float
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int) -> dict:
+            return {"image": img8.astype(np.float32) / 255 if self.as_float else img8, "label": i}
+
+    pipe = Pipeline.from_yaml_text("augflow: 1\nsample:\n  - center_crop: {height: 32, width: 32}\n"
+                                   "  - normalize: {}\n  - to_tensor: {}\n")
+    batches = [next(iter(pipe.compile(Images(f), batch_size=4, num_workers=0)))["image"] for f in (False, True)]
+    assert batches[0].shape == (4, 3, 32, 32)
+    torch.testing.assert_close(batches[1], batches[0], atol=1e-5, rtol=0)
