@@ -238,7 +238,10 @@ def _tensor_to_array(name: str, tensor: Any) -> tuple[np.ndarray, str]:
     HxW and HxWxC tensors are read as they are. The output gives the image back as a tensor in
     the same layout (unless an op such as `to_tensor` already made it one).
     """
-    arr = tensor.detach().cpu().numpy()
+    tensor = tensor.detach().cpu()
+    if str(tensor.dtype) == "torch.bfloat16":   # numpy has no bfloat16
+        tensor = tensor.float()
+    arr = tensor.numpy()
     if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
         return np.ascontiguousarray(arr.transpose(1, 2, 0)), "chw"
     if arr.ndim == 4:
