@@ -189,13 +189,10 @@ def _from_albu(sample: Sample, data: dict[str, Any], names: dict[str, str], proc
                     data[key] = proc.filter(data[key], shape)
             proc.postprocess(data)
     out = sample.copy()
+    labels = {lf for spec in sample.specs.values() for lf in spec.label_fields}
     for key, name in names.items():
-        out[name] = _like_labels(sample[name], data[key]) if key == name and name in _label_names(sample) else data[key]
+        out[name] = _like_labels(sample[name], data[key]) if name in labels else data[key]
     return out
-
-
-def _label_names(sample: Sample) -> set[str]:
-    return {lf for spec in sample.specs.values() for lf in spec.label_fields}
 
 
 def _like_labels(before: Any, after: Any) -> Any:
