@@ -20,12 +20,23 @@ from augflow.config.errors import SampleError
 from augflow.config.loader import load_yaml_file, load_yaml_text
 from augflow.decision import POLICY_OP, POLICY_PATH
 from augflow.params_codec import from_jsonable
-from augflow.sample import Provenance, ProvenanceEntry, Sample, resolve_field_specs
+from augflow.sample import FLOAT_IMAGE_RANGE, FieldSpec, Provenance, ProvenanceEntry, Sample, resolve_field_specs
 from augflow.steps import OpStep, Step, iter_ops, run_steps
 
 # Kinds that views carry separately; other fields (label, ids) stay at the top level.
 _VIEW_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "embedding", "text", "volume", "mask3d")
 _IMAGE_DTYPES = (np.uint8, np.uint16, np.float32)
+
+
+class _Layout:
+    """How input images arrived, so the output gives them back the same way: 2-D images that
+    were given a channel axis, and torch tensors (`"chw"` or `"hwc"`) that were read as arrays."""
+
+    __slots__ = ("gray", "tensors")
+
+    def __init__(self):
+        self.gray: set[str] = set()
+        self.tensors: dict[str, str] = {}
 
 
 class Pipeline:
@@ -129,7 +140,7 @@ class Pipeline:
         """
         seed_seq, seed_info = self.seed_for(sample, seed, index, epoch)
         rng = seeding.generator(seed_seq)
-        base, squeezed = self.prepare(sample)
+        base, layout = self.prepare(sample)
         base.seed = seed_info
         choose = None
         if decision is not None:
@@ -142,21 +153,21 @@ class Pipeline:
         offline_steps = self.spec.offline if offline else []
         views = self._view_steps()
         if not views:
-            return _restore_gray(run_steps(offline_steps, base, rng), squeezed)
+            return _restore_layout(run_steps(offline_steps, base, rng), layout)
         outs = {}
         for vname, steps in views.items():
             start = Sample(base, base.specs, Provenance(), base.seed)
             outs[vname] = run_steps(steps, start, rng, view=vname)
         for vname in outs:   # after every view's sample ops: those draws stay the loader's
             outs[vname] = run_steps(offline_steps, outs[vname], rng, view=vname)
-        return _assemble_views(base, outs, squeezed)
+        return _assemble_views(base, outs, layout)
 
     def replay(self, sample: Mapping[str, Any], provenance: Provenance | Iterable | str) -> Sample:
         """Re-apply recorded ops and parameters to the original sample: bit-identical output."""
         if isinstance(provenance, str) or (isinstance(provenance, list) and provenance
                                            and isinstance(provenance[0], dict)):
             provenance = Provenance.from_json(provenance)
-        base, squeezed = self.prepare(sample)
+        base, layout = self.prepare(sample)
         entries = list(provenance)
         decision = None
         for entry in entries:
@@ -167,7 +178,7 @@ class Pipeline:
                 base = self._apply_entry(entry, base, decision)
         views = self._view_steps()
         if not views:
-            return _restore_gray(base, squeezed)
+            return _restore_layout(base, layout)
         outs = {}
         for vname in views:
             vs = Sample(base, base.specs, Provenance(), base.seed)
@@ -175,7 +186,7 @@ class Pipeline:
                 if entry.view == vname:
                     vs = self._apply_entry(entry, vs)
             outs[vname] = vs
-        return _assemble_views(base, outs, squeezed)
+        return _assemble_views(base, outs, layout)
 
     def _apply_entry(self, entry: ProvenanceEntry, sample: Sample, decision: Mapping | None = None) -> Sample:
         step = self._ops_by_path.get(entry.path)
@@ -190,27 +201,35 @@ class Pipeline:
         return out
 
     # ---- samples ------------------------------------------------------------------------
-    def prepare(self, sample: Mapping[str, Any]) -> tuple[Sample, set[str]]:
-        """Check a sample and bring it to the layout ops expect; returns it and the 2-D images."""
+    def prepare(self, sample: Mapping[str, Any]) -> tuple[Sample, _Layout]:
+        """Check a sample and bring it to the layout ops expect (HxWxC numpy images, floats in
+        [0, 1]); returns it and how its images arrived, which the output restores."""
         if not isinstance(sample, Mapping):
             raise SampleError(f"a sample must be a mapping of field names to values (e.g. {{'image': array}}), "
                               f"got {type(sample).__name__}")
         specs = resolve_field_specs(sample.keys(), self.spec.fields)
         out = Sample(sample, specs)
-        squeezed: set[str] = set()
+        layout = _Layout()
         for name, fspec in specs.items():
             if fspec.kind == "image":
-                out[name] = _check_image(name, out[name])
+                value = out[name]
+                if _is_torch_tensor(value):
+                    value, layout.tensors[name] = _tensor_to_array(name, value)
+                out[name] = _check_image(name, value, fspec)
                 if out[name].ndim == 2:
                     out[name] = out[name][:, :, None]
-                    squeezed.add(name)
+                    layout.gray.add(name)
             elif fspec.kind in ("mask",):
+                if _is_torch_tensor(out[name]) and out[name].dim() == 2:   # HxW, as torchvision holds masks
+                    out[name], layout.tensors[name] = out[name].detach().cpu().numpy(), "hwc"
                 if not isinstance(out[name], np.ndarray):
-                    raise SampleError(f"field {name!r} (mask) must be a numpy array, got {type(out[name]).__name__}")
+                    raise SampleError(f"field {name!r} (mask) must be a numpy array or an HxW torch tensor, "
+                                      f"got {type(out[name]).__name__}")
             elif fspec.kind in ("bboxes", "keypoints"):
                 out[name] = _check_points(name, fspec, out[name])
+                _check_label_fields(name, fspec, out)
         _check_sizes(out)
-        return out, squeezed
+        return out, layout
 
     # ---- structure ----------------------------------------------------------------------
     def _shared_steps(self) -> list[Step]:
@@ -269,13 +288,38 @@ class Pipeline:
         return f"Pipeline({self.spec.name!r}, seed={self.seed}, ops=[{ops}])"
 
 
-def _check_image(name: str, value: Any) -> np.ndarray:
+def _is_torch_tensor(value: Any) -> bool:
+    """True for a torch tensor, without importing torch for users who never send one."""
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy")
+
+
+def _tensor_to_array(name: str, tensor: Any) -> tuple[np.ndarray, str]:
+    """A torch image tensor as an HxWxC array, and its layout: CHW (torchvision's) or HWC.
+
+    A 3-D tensor is CHW when its first axis has 1-4 entries (channels) and its last does not;
+    HxW and HxWxC tensors are read as they are. The output gives the image back as a tensor in
+    the same layout (unless an op such as `to_tensor` already made it one).
+    """
+    tensor = tensor.detach().cpu()
+    if str(tensor.dtype) == "torch.bfloat16":   # numpy has no bfloat16
+        tensor = tensor.float()
+    arr = tensor.numpy()
+    if arr.ndim == 3 and arr.shape[0] in (1, 2, 3, 4) and arr.shape[2] not in (1, 2, 3, 4):
+        return np.ascontiguousarray(arr.transpose(1, 2, 0)), "chw"
+    if arr.ndim == 4:
+        raise SampleError(f"field {name!r} (image) is a tensor of shape {tuple(tensor.shape)}, a batch; a pipeline "
+                          "call takes one image (CxHxW, HxWxC or HxW) — batch ops go in the 'batch:' stage")
+    return arr, "hwc"
+
+
+def _check_image(name: str, value: Any, spec: FieldSpec | None = None) -> np.ndarray:
     if hasattr(value, "mode") and hasattr(value, "size") and not isinstance(value, np.ndarray):  # PIL image
         from augflow.io.decode import from_pil   # EXIF orientation and odd modes, as when decoding a file
         value = from_pil(value)
     if not isinstance(value, np.ndarray):
-        raise SampleError(f"field {name!r} (image) must be a numpy array HxW or HxWxC (or a PIL image), "
-                          f"got {type(value).__name__}; decode paths with augflow.io.load_image")
+        raise SampleError(f"field {name!r} (image) must be a numpy array HxW or HxWxC, a PIL image or a torch "
+                          f"tensor (CxHxW or HxWxC), got {type(value).__name__}; decode paths with "
+                          "augflow.io.load_image")
     if value.ndim == 4:
         raise SampleError(f"field {name!r} (image) has shape {value.shape}, a batch; a pipeline call takes one "
                           "sample (HxW or HxWxC) — batch ops go in the 'batch:' stage")
@@ -284,26 +328,72 @@ def _check_image(name: str, value: Any) -> np.ndarray:
                           "for a CHW array use array.transpose(1, 2, 0)")
     if value.size == 0:
         raise SampleError(f"field {name!r} (image) is empty (shape {value.shape})")
-    if value.dtype == np.float64:
+    if value.dtype == np.float64 or value.dtype == np.float16:
         value = value.astype(np.float32)
     if value.dtype.type not in _IMAGE_DTYPES:
         raise SampleError(f"field {name!r} (image) has dtype {value.dtype}; allowed: uint8, uint16, float32 in [0, 1]")
+    if value.dtype == np.float32:
+        value = _float_in_unit_range(name, value, spec.max_value if spec is not None else None)
     return value
+
+
+def _float_in_unit_range(name: str, img: np.ndarray, max_value: float | None) -> np.ndarray:
+    """The float image contract (augflow.sample): values in [0, 1], or in [0, max_value] when the
+    field declares it, then scaled to [0, 1] here so every op sees one range."""
+    lo, hi = FLOAT_IMAGE_RANGE
+    top = hi if max_value is None else float(max_value)
+    vmin, vmax = float(img.min()), float(img.max())
+    if not (vmin >= lo and vmax <= top):   # also catches NaN
+        if max_value is None:
+            raise SampleError(
+                f"field {name!r} (image) is float32 with values in [{vmin:g}, {vmax:g}]; float images must be in "
+                f"[{lo:g}, {hi:g}]. Divide by the maximum (e.g. image / 255.0), send uint8, or declare the "
+                f"maximum in the pipeline: fields: {{{name}: {{kind: image, max_value: 255}}}}")
+        raise SampleError(f"field {name!r} (image) is float32 with values in [{vmin:g}, {vmax:g}]; its field "
+                          f"declares max_value {top:g}, so values must be in [{lo:g}, {top:g}]")
+    if max_value is not None:
+        img = img * np.float32(1.0 / top)
+    return img
 
 
 def _check_points(name: str, spec, value: Any) -> np.ndarray:
     kind = spec.kind
+    if _is_torch_tensor(value):
+        value = value.detach().cpu().numpy()
     try:
         arr = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError):
         raise SampleError(f"field {name!r} ({kind}) must be a list of numeric rows, got {value!r}") from None
     if arr.size == 0:
-        return arr.reshape(0, 4 if kind == "bboxes" else 2)
-    if arr.ndim != 2 or (kind == "bboxes" and arr.shape[1] < 4) or (kind == "keypoints" and arr.shape[1] < 2):
+        return arr.reshape(0, 4 if kind == "bboxes" else len(spec.format or "xy"))
+    columns = len(spec.format or "xy")
+    if arr.ndim != 2 or (kind == "bboxes" and arr.shape[1] < 4) or (kind == "keypoints" and arr.shape[1] != columns):
         need = (f"N x 4 in the {spec.format} format ({_BOX_LAYOUT.get(spec.format, '')})" if kind == "bboxes"
-                else f"N x {len(spec.format or 'xy')} ({spec.format or 'xy'})")
-        raise SampleError(f"field {name!r} ({kind}) must be {need}, got shape {arr.shape}")
+                else f"N x {columns} ({spec.format or 'xy'}: one column per letter)")
+        hint = ""
+        if kind == "keypoints" and arr.ndim == 2:
+            hint = (f"; declare the format that has {arr.shape[1]} columns "
+                    f"(fields: {{{name}: {{kind: keypoints, format: ...}}}}, one of xy, xya, xys, xyas, xysa, xyz) "
+                    "or carry other per-point values in a field named in label_fields")
+        raise SampleError(f"field {name!r} ({kind}) must be {need}, got shape {arr.shape}{hint}")
     return arr
+
+
+def _check_label_fields(name: str, spec: FieldSpec, sample: Sample) -> None:
+    """Labels declared for boxes/keypoints are present, one per row: they are filtered with them."""
+    rows = len(sample[name])
+    for lf in spec.label_fields:
+        if lf not in sample:
+            raise SampleError(f"field {name!r} ({spec.kind}) declares label_fields {list(spec.label_fields)}, but the "
+                              f"sample has no {lf!r} (fields present: {sorted(sample)}); add one label per row, "
+                              f"or drop {lf!r} from label_fields")
+        labels = sample[lf]
+        if _is_torch_tensor(labels):
+            labels = sample[lf] = labels.detach().cpu().numpy()
+        n = len(labels) if hasattr(labels, "__len__") else None
+        if n != rows:
+            raise SampleError(f"field {lf!r} (labels of {name!r}) has {n if n is not None else 'no'} entries for "
+                              f"{rows} {spec.kind} rows; give one label per row")
 
 
 _BOX_LAYOUT = {"pascal_voc": "x_min, y_min, x_max, y_max in pixels", "coco": "x_min, y_min, width, height in pixels",
@@ -314,6 +404,11 @@ def _check_sizes(sample: Sample) -> None:
     """Masks must cover the image pixel for pixel; a mismatch is a data bug best caught here."""
     images = sample.fields_of_kind("image")
     if not images:
+        spatial = sample.fields_of_kind("mask", "masks", "bboxes", "keypoints")
+        if spatial and not sample.fields_of_kind("volume"):
+            raise SampleError(f"the sample has {', '.join(repr(n) for n in spatial)} but no image field "
+                              f"(fields present: {sorted(sample)}); masks, boxes and keypoints move with an image: "
+                              "name it 'image' or declare its kind: fields: {your_name: image}")
         return
     hw = sample[images[0]].shape[:2]
     for name in sample.fields_of_kind("mask"):
@@ -322,19 +417,31 @@ def _check_sizes(sample: Sample) -> None:
                               f"{images[0]!r} is {hw[0]}x{hw[1]}; a mask must have the image's height and width")
 
 
-def _restore_gray(sample: Sample, squeezed: set[str]) -> Sample:
-    for name in squeezed:
+def _restore_layout(sample: Sample, layout: _Layout | set[str]) -> Sample:
+    """Images back the way they came: 2-D stays 2-D, torch tensors come back as tensors
+    (a plain set names the 2-D images only, as the compiled loader's sample stage passes)."""
+    if isinstance(layout, set):
+        gray, layout = layout, _Layout()
+        layout.gray = gray
+    for name in layout.gray:
         img = sample.get(name)
         if isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 1:
             sample[name] = img[:, :, 0]
+    if layout.tensors:
+        import torch
+        for name, how in layout.tensors.items():
+            img = sample.get(name)
+            if isinstance(img, np.ndarray):
+                arr = img.transpose(2, 0, 1) if how == "chw" and img.ndim == 3 else img
+                sample[name] = torch.from_numpy(np.ascontiguousarray(arr))
     return sample
 
 
-def _assemble_views(base: Sample, views: dict[str, Sample], squeezed: set[str]) -> Sample:
+def _assemble_views(base: Sample, views: dict[str, Sample], layout: _Layout | set[str]) -> Sample:
     out = Sample({k: v for k, v in base.items() if base.specs.get(k) is None or base.specs[k].kind not in _VIEW_KINDS},
                  base.specs, Provenance(base.provenance), base.seed)
     for vname, vs in views.items():
-        vs = _restore_gray(vs, squeezed)
+        vs = _restore_layout(vs, layout)
         view_fields = {k: v for k, v in vs.items() if vs.specs.get(k) is not None and vs.specs[k].kind in _VIEW_KINDS}
         for fspec in vs.specs.values():   # box/keypoint labels travel with their boxes
             for lf in fspec.label_fields:

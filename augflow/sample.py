@@ -4,6 +4,12 @@ A sample is a mapping of named fields. Each field has a *kind* (image, mask, bbo
 decides how ops treat it: geometric ops move masks, boxes and keypoints with the image, colour
 ops touch only images. Kinds come from the pipeline's `fields:` section or, failing that, from
 the field's name.
+
+Image values (the contract every op keeps): uint8 images are 0..255, uint16 0..65535 and float
+images are in [0, 1] (`FLOAT_IMAGE_RANGE`), as albumentations and torchvision's `ToTensor` treat
+them. A float image outside [0, 1] is refused when it enters a pipeline, unless its field declares
+its maximum (`fields: {image: {kind: image, max_value: 255}}`): it is then divided by that maximum
+on entry, so ops (and the output) see [0, 1].
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ FIELD_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "label", "text",
                "volume", "mask3d")
 BBOX_FORMATS = ("pascal_voc", "coco", "yolo", "albumentations")
 KEYPOINT_FORMATS = ("xy", "yx", "xya", "xys", "xyas", "xysa", "xyz")
+FLOAT_IMAGE_RANGE = (0.0, 1.0)
 
 # Field names that imply a kind when the pipeline does not declare one.
 _KIND_BY_NAME = {
@@ -35,11 +42,18 @@ _KIND_BY_NAME = {
 
 @dataclass(frozen=True)
 class FieldSpec:
-    """How one sample field is interpreted: its kind and, for boxes/keypoints, its format."""
+    """How one sample field is interpreted: its kind and, for boxes/keypoints, its format.
+
+    `max_value` (images): the largest value of a float image that is not in [0, 1], e.g. 255.
+    `clip` (boxes): clip boxes to the image on entry (albumentations' `BboxParams(clip=True)`), for
+    annotations a pixel or so outside it (COCO's off-by-one), instead of refusing them.
+    """
 
     kind: str
     format: str | None = None
     label_fields: tuple[str, ...] = ()
+    max_value: float | None = None
+    clip: bool = False
 
 
 def default_field_spec(name: str) -> FieldSpec | None:
@@ -133,6 +147,6 @@ class Sample(dict):
 
 
 __all__ = [
-    "FIELD_KINDS", "BBOX_FORMATS", "KEYPOINT_FORMATS", "FieldSpec", "Sample", "Provenance",
+    "FIELD_KINDS", "BBOX_FORMATS", "KEYPOINT_FORMATS", "FLOAT_IMAGE_RANGE", "FieldSpec", "Sample", "Provenance",
     "ProvenanceEntry", "default_field_spec", "resolve_field_specs",
 ]

@@ -210,9 +210,21 @@ def _fields(data: Mapping, spec: PipelineSpec, c: _Collector) -> None:
             c.add(f"field {name!r} has unknown kind {kind!r}{_did_you_mean(kind, FIELD_KINDS)} "
                   f"(allowed: {', '.join(FIELD_KINDS)})", pos)
             continue
-        unknown = set(entry) - {"kind", "format", "label_fields"}
+        unknown = set(entry) - {"kind", "format", "label_fields", "max_value", "clip"}
         if unknown:
-            c.add(f"field {name!r} has unknown keys {sorted(unknown)} (allowed: kind, format, label_fields)", pos)
+            c.add(f"field {name!r} has unknown keys {sorted(unknown)} "
+                  "(allowed: kind, format, label_fields, max_value (images), clip (boxes))", pos)
+        max_value, clip = entry.get("max_value"), entry.get("clip", False)
+        if max_value is not None and (kind != "image" or isinstance(max_value, bool)
+                                      or not isinstance(max_value, (int, float)) or not 0 < max_value < float("inf")):
+            c.add(f"field {name!r}: 'max_value' is the largest value of a float image, a positive number "
+                  f"such as 255, on an image field; got {_what(max_value)} on a {kind} field",
+                  _pos_of(entry, "max_value") or pos)
+            continue
+        if clip is not False and (kind != "bboxes" or not isinstance(clip, bool)):
+            c.add(f"field {name!r}: 'clip' is true or false, on a bboxes field; got {_what(clip)} on a {kind} field",
+                  _pos_of(entry, "clip") or pos)
+            continue
         fmt = entry.get("format")
         if kind == "bboxes":
             fmt = fmt or "pascal_voc"
@@ -230,7 +242,8 @@ def _fields(data: Mapping, spec: PipelineSpec, c: _Collector) -> None:
             c.add(f"field {name!r}: 'label_fields' must be a list of field names, e.g. [labels]; "
                   f"got {_what(labels)}", _pos_of(entry, "label_fields") or pos)
             continue
-        spec.fields[str(name)] = FieldSpec(kind, fmt, tuple(labels))
+        spec.fields[str(name)] = FieldSpec(kind, fmt, tuple(labels), None if max_value is None else float(max_value),
+                                           clip)
 
 
 def _step_list(items: Any, path: str, c: _Collector, pos: Position | None, allow_views: bool = False):

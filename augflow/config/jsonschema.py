@@ -105,7 +105,8 @@ def pipeline_json_schema() -> dict[str, Any]:
     defs["__steps"] = {"type": "array", "items": {"$ref": "#/$defs/__step"}}
     field = {"anyOf": [{"enum": list(FIELD_KINDS)}, {"type": "object", "properties": {
         "kind": {"enum": list(FIELD_KINDS)}, "format": {"enum": list(BBOX_FORMATS) + list(KEYPOINT_FORMATS)},
-        "label_fields": {"type": "array", "items": {"type": "string"}}}, "required": ["kind"]}]}
+        "label_fields": {"type": "array", "items": {"type": "string"}},
+        "max_value": {"type": "number", "exclusiveMinimum": 0}, "clip": {"type": "boolean"}}, "required": ["kind"]}]}
     views_item = {"type": "object", "properties": {"views": {"type": "integer", "minimum": 1}},
                   "required": ["views"], "additionalProperties": False}
     return {

@@ -9,8 +9,9 @@ Sampling is apart from applying: `sample_params` records every chosen op as
 `{"op", "bin", "magnitude", "sign"}` (magnitude unsigned, as in the table; `bin` is None for ops
 without one) and, for AugMix, the Beta and Dirichlet weights; `apply` only replays that record.
 
-Images must be uint8 with 1 or 3 channels (torchvision's "L"/"RGB" PIL modes); other dtypes and
-channel counts get an error that says how to convert. Samples with masks, boxes or keypoints are
+Images must be uint8 with 1 or 3 channels (torchvision's "L"/"RGB" PIL modes), or float32 in
+[0, 1], which goes through 8 bits (the Pillow kernels are 8-bit: the float output is the uint8
+output / 255 exactly); other dtypes and channel counts get an error that says how to convert. Samples with masks, boxes or keypoints are
 refused: the geometric ops would move the image and not them (torchvision refuses them too).
 """
 
@@ -144,13 +145,12 @@ def _image_fields(sample: Sample, op: str) -> list[str]:
         channels = None
         if isinstance(img, np.ndarray):
             channels = 1 if img.ndim == 2 else (img.shape[2] if img.ndim == 3 else None)
-        if not isinstance(img, np.ndarray) or img.dtype != np.uint8 or channels not in (1, 3):
+        if not isinstance(img, np.ndarray) or img.dtype not in (np.uint8, np.float32) or channels not in (1, 3):
             what = f"{img.dtype} with shape {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
             raise SampleError(
                 f"op {op!r}: field {name!r} is {what}; its Pillow kernels (those of torchvision's PIL backend) "
-                "need a uint8 grayscale (HxW, HxWx1) or RGB (HxWx3) array. Convert first: uint16 -> "
-                "(img // 257).astype(np.uint8); float32 in [0, 1] -> np.rint(img * 255).astype(np.uint8); "
-                "RGBA -> img[..., :3]")
+                "need a uint8 (or float32 in [0, 1]) grayscale (HxW, HxWx1) or RGB (HxWx3) array. Convert "
+                "first: uint16 -> (img // 257).astype(np.uint8); RGBA -> img[..., :3]")
     return names
 
 
@@ -180,12 +180,21 @@ class _PolicyParams(Schema):
         return value
 
 
+def _on_8_bits(img: np.ndarray, kernel: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Run an 8-bit kernel on a uint8 image, or on a float [0, 1] image through 8 bits."""
+    if img.dtype == np.uint8:
+        return kernel(img)
+    x8 = np.rint(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return kernel(x8).astype(np.float32) / np.float32(255.0)
+
+
 def _apply_recorded(op: Op, sample: Sample, ops: list[dict[str, Any]]) -> Sample:
     """RandAugment's and TrivialAugmentWide's apply: run the recorded ops in order on each image."""
     out = sample.copy()
     chain = _signed(ops)
     for name in _image_fields(sample, op.name):
-        out[name] = kernels_pil.apply_chain(sample[name], chain, op.params.interpolation, op.params.fill)
+        out[name] = _on_8_bits(sample[name], lambda x: kernels_pil.apply_chain(x, chain, op.params.interpolation,
+                                                                                op.params.fill))
     return out
 
 
@@ -280,7 +289,10 @@ class AugMix(Op):
         out = sample.copy()
         interp, fill = self.params.interpolation, self.params.fill
         for name in _image_fields(sample, self.name):
-            img = sample[name]
-            augmented = [kernels_pil.apply_chain(img, _signed(chain), interp, fill) for chain in chains]
-            out[name] = kernels_pil.augmix_mix(img, augmented, beta, dirichlet)
+
+            def augmix(img: np.ndarray) -> np.ndarray:
+                augmented = [kernels_pil.apply_chain(img, _signed(chain), interp, fill) for chain in chains]
+                return kernels_pil.augmix_mix(img, augmented, beta, dirichlet)
+
+            out[name] = _on_8_bits(sample[name], augmix)
         return out

@@ -134,7 +134,8 @@ class _Processors:
         self.by_key: dict[str, Any] = {}
         if bbox is not None:
             self.by_key["bboxes"] = BboxProcessor(BboxParams(format=bbox.format or "pascal_voc",
-                                                             label_fields=list(bbox.label_fields) or None))
+                                                             label_fields=list(bbox.label_fields) or None,
+                                                             clip=bbox.clip))
         if kp is not None:
             self.by_key["keypoints"] = KeypointsProcessor(KeypointParams(
                 format=kp.format or "xy", label_fields=list(kp.label_fields) or None, remove_invisible=True))
@@ -176,9 +177,14 @@ def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processor
             try:
                 proc.preprocess(data)
             except ValueError as exc:   # albumentations' check of box/keypoint coordinates
-                fmt = sample.specs[names[key]].format if key in names else "?"
-                raise SampleError(f"field {names.get(key, key)!r} ({key} in the {fmt} format): {exc} "
-                                  "(albumentations shows coordinates normalized to [0, 1])") from None
+                name = names.get(key, key)
+                fmt = sample.specs[name].format if name in sample.specs else "?"
+                hint = ""
+                if key == "bboxes":
+                    hint = (f"; for boxes a little outside the image (e.g. COCO's off-by-one) declare "
+                            f"fields: {{{name}: {{kind: bboxes, format: {fmt}, clip: true}}}} to clip them to it")
+                raise SampleError(f"field {name!r} ({key} in the {fmt} format): {exc} "
+                                  f"(albumentations shows coordinates normalized to [0, 1]){hint}") from None
     return data, names, procs
 
 
@@ -192,9 +198,18 @@ def _from_albu(sample: Sample, data: dict[str, Any], names: dict[str, str], proc
                     data[key] = proc.filter(data[key], shape)
             proc.postprocess(data)
     out = sample.copy()
+    labels = {lf for spec in sample.specs.values() for lf in spec.label_fields}
     for key, name in names.items():
-        out[name] = data[key]
+        out[name] = _like_labels(sample[name], data[key]) if name in labels else data[key]
     return out
+
+
+def _like_labels(before: Any, after: Any) -> Any:
+    """Labels in their own type: albumentations hands a list of ints back as floats ([7] -> [7.0])."""
+    if isinstance(before, list) and isinstance(after, list) and before \
+            and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in before):
+        return [int(v) for v in after]
+    return after
 
 
 class _ThreadState:
@@ -263,6 +278,11 @@ class AlbumentationsOp(Op):
         """albumentations' view of the sample, set up as a Compose would set up this transform."""
         t = state.transform
         data, names, procs = _to_albu(sample)
+        if "image" not in data and "volume" not in data:
+            wanted = "volume" if isinstance(t, Transform3D) else "image"
+            raise SampleError(f"op {self.name!r} needs an {wanted} field, and the sample has none "
+                              f"(fields present: {sorted(sample)}); name it {wanted!r} or declare its kind: "
+                              f"fields: {{your_name: {wanted}}}")
         for key in t.targets_as_params:   # inputs read by name (cropping_bbox, *_metadata)
             if key not in data and key in sample:
                 data[key] = sample[key]
@@ -270,6 +290,7 @@ class AlbumentationsOp(Op):
         # Box/keypoint-aware transforms (dropouts, Mosaic) consult the processors, as in a Compose.
         t.set_processors(procs.by_key if procs is not None else {})
         restore = _adapt_image(t, data, "image")
+        _set_fill_scale(t, data.get("image"))
         return data, names, procs, restore
 
     def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
@@ -375,9 +396,10 @@ def _encode_exact(params: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
-# Transforms whose result is not an image in the input's range. 16-bit input is not converted back
-# after them; Normalize assumes max_pixel_value=255, so 16-bit enters it on the 8-bit scale.
-_UINT16_ENTRY_SCALE = {"Normalize": 255.0, "ToFloat": None, "ToTensorV2": None}   # None: as it is
+# Transforms whose result is not an image in the input's range: 16-bit input is not converted back
+# after them. None: the image enters as it is; "max_pixel_value": it enters on the scale of that
+# parameter (Normalize divides by it, whatever the dtype).
+_UINT16_ENTRY_SCALE = {"Normalize": "max_pixel_value", "ToFloat": None, "ToTensorV2": None}
 
 
 def _adapt_image(transform: BasicTransform, data: dict[str, Any], key: str):
@@ -387,13 +409,21 @@ def _adapt_image(transform: BasicTransform, data: dict[str, Any], key: str):
     if img is None:
         return None
     steps = []
+    name = type(transform).__name__
     if img.dtype == np.uint16:
-        name = type(transform).__name__
         if name not in _UINT16_ENTRY_SCALE:
             data[key] = img = img.astype(np.float32) / _UINT16_MAX
             steps.append(lambda x: np.clip(np.rint(x * _UINT16_MAX), 0, _UINT16_MAX).astype(np.uint16))
         elif _UINT16_ENTRY_SCALE[name] is not None:
-            data[key] = img = img.astype(np.float32) * np.float32(_UINT16_ENTRY_SCALE[name] / _UINT16_MAX)
+            top = _max_pixel_value(transform)
+            if top is not None:
+                data[key] = img = img.astype(np.float32) * np.float32(top / _UINT16_MAX)
+    elif img.dtype.kind == "f" and _UINT16_ENTRY_SCALE.get(name) == "max_pixel_value":
+        # Float images are in [0, 1] (augflow.sample): Normalize's `max_pixel_value` (255 by
+        # default) would divide them again, so they enter on its scale, as uint8 does.
+        top = _max_pixel_value(transform)
+        if top is not None and top != 1.0:
+            data[key] = img = img * np.float32(top)
     if isinstance(transform, ImageOnlyTransform) and img.ndim == 3 and img.shape[2] == 4:
         alpha = img[..., 3:]
         data[key] = np.ascontiguousarray(img[..., :3])
@@ -407,6 +437,33 @@ def _adapt_image(transform: BasicTransform, data: dict[str, Any], key: str):
         return x
 
     return restore
+
+
+def _set_fill_scale(transform: BasicTransform, img: np.ndarray | None) -> None:
+    """A numeric `fill` is on the 8-bit scale (0..255) whatever the image's dtype, as it is for the
+    auto ops: a pipeline file does not know the dtype it will meet. A float image (float input, or
+    16-bit on its way through float) gets it divided by 255, so `fill: 114` is the same grey."""
+    if img is None or not hasattr(transform, "fill"):
+        return
+    if not hasattr(transform, "_augflow_fill"):   # the validated value, kept once per transform
+        transform._augflow_fill = transform.fill
+    fill = transform._augflow_fill
+    numeric = isinstance(fill, (int, float)) and not isinstance(fill, bool)
+    numbers = isinstance(fill, (list, tuple)) and all(isinstance(v, (int, float)) for v in fill)
+    if not (numeric or numbers):   # "random", "inpaint_telea"...: the transform decides
+        return
+    if img.dtype.kind == "f":
+        transform.fill = fill / 255.0 if numeric else type(fill)(v / 255.0 for v in fill)
+    else:
+        transform.fill = fill
+
+
+def _max_pixel_value(transform: BasicTransform) -> float | None:
+    """Normalize's divisor (None when its normalization does not use one)."""
+    if getattr(transform, "normalization", "standard") != "standard":
+        return None
+    top = getattr(transform, "max_pixel_value", None)
+    return None if top is None else float(top)
 
 
 def _alpha_as(alpha: np.ndarray, image: np.ndarray) -> np.ndarray:

@@ -97,7 +97,9 @@ def paste_rect(orig: dict, new: dict, ctx: BatchContext, i: int, j: int, src: Re
     Targets: images (bilinear, antialiased when shrinking), masks (nearest), instance masks (i's are
     cut where covered, j's cropped/resized and appended), boxes (i's dropped when less than
     `min_visible` stays visible; j's clipped to `src`, kept when `min_visible` of them is inside,
-    then moved), keypoints (i's under the patch removed; j's inside `src` moved). Element i's own
+    then moved), keypoints (i's under the patch removed; j's inside `src` moved). With boxes and
+    instance masks of the same instances, masks follow their boxes' fate, and a label field shared
+    by both moves once, so every per-instance field stays in step. Element i's own
     targets are read from `new` (what it holds so far: Mosaic pastes four times into a cleared
     element), element j's from `orig`.
     """
@@ -116,23 +118,8 @@ def paste_rect(orig: dict, new: dict, ctx: BatchContext, i: int, j: int, src: Re
     sx, sy = dw / (sx1 - sx0), dh / (sy1 - sy0)
     m = np.array([[sx, 0, dx0 - sx0 * sx], [0, sy, dy0 - sy0 * sy], [0, 0, 1]])  # continuous coordinates
     hw = _hw(orig, ctx)
-    for name in ctx.names("masks"):
-        items = orig.get(name)
-        if not isinstance(items, list):
-            continue
-        own = new[name][i]
-        if len(own):
-            own = own.clone()
-            own[:, dy0:dy1, dx0:dx1] = 0
-        theirs = items[j][:, sy0:sy1, sx0:sx1]
-        canvas = torch.zeros((theirs.shape[0], *hw), dtype=items[j].dtype, device=items[j].device)
-        if len(theirs):
-            canvas[:, dy0:dy1, dx0:dx1] = _resize(theirs, (dh, dw), nearest=True)
-        keep_own = own.flatten(1).any(1) if len(own) else torch.zeros(0, dtype=torch.bool)
-        keep_theirs = canvas.flatten(1).any(1) if len(canvas) else torch.zeros(0, dtype=torch.bool)
-        new[name][i] = torch.cat([own[keep_own], canvas[keep_theirs]])
-        _carry_labels(orig, new, ctx.specs[name].label_fields, i, j, keep_own.cpu().numpy(),
-                      keep_theirs.cpu().numpy())
+    carried: set[str] = set()   # a label field shared by boxes and masks moves once
+    box_keep: dict[str, tuple] = {}   # which boxes stayed: instance masks follow them
     for name in ctx.names("bboxes"):
         items = orig.get(name)
         if not isinstance(items, list):
@@ -153,7 +140,30 @@ def paste_rect(orig: dict, new: dict, ctx: BatchContext, i: int, j: int, src: Re
             moved[:, [1, 3]] = moved[:, [1, 3]] * m[1, 1] + m[1, 2]
         both = np.concatenate([own[keep_own], moved[keep_theirs]])
         new[name][i] = torch.as_tensor(geo.boxes_from_voc(both, fmt, hw), dtype=torch.float32)
-        _carry_labels(orig, new, ctx.specs[name].label_fields, i, j, keep_own, keep_theirs)
+        _carry_labels(orig, new, ctx.specs[name].label_fields, i, j, keep_own, keep_theirs, carried)
+        box_keep.setdefault("keep", (keep_own, keep_theirs))
+    for name in ctx.names("masks"):
+        items = orig.get(name)
+        if not isinstance(items, list):
+            continue
+        own = new[name][i]
+        if len(own):
+            own = own.clone()
+            own[:, dy0:dy1, dx0:dx1] = 0
+        theirs = items[j][:, sy0:sy1, sx0:sx1]
+        canvas = torch.zeros((theirs.shape[0], *hw), dtype=items[j].dtype, device=items[j].device)
+        if len(theirs):
+            canvas[:, dy0:dy1, dx0:dx1] = _resize(theirs, (dh, dw), nearest=True)
+        keep_own = own.flatten(1).any(1) if len(own) else torch.zeros(0, dtype=torch.bool)
+        keep_theirs = canvas.flatten(1).any(1) if len(canvas) else torch.zeros(0, dtype=torch.bool)
+        kept_boxes = box_keep.get("keep")
+        if kept_boxes is not None and len(kept_boxes[0]) == len(own) and len(kept_boxes[1]) == len(canvas):
+            # one instance per box: a box dropped under min_visible takes its mask with it
+            keep_own = torch.as_tensor(kept_boxes[0], dtype=torch.bool, device=own.device)
+            keep_theirs = torch.as_tensor(kept_boxes[1], dtype=torch.bool, device=canvas.device)
+        new[name][i] = torch.cat([own[keep_own], canvas[keep_theirs]])
+        _carry_labels(orig, new, ctx.specs[name].label_fields, i, j, keep_own.cpu().numpy(),
+                      keep_theirs.cpu().numpy(), carried)
     for name in ctx.names("keypoints"):
         items = orig.get(name)
         if not isinstance(items, list):
@@ -172,9 +182,13 @@ def paste_rect(orig: dict, new: dict, ctx: BatchContext, i: int, j: int, src: Re
 
 
 def _carry_labels(orig: dict, new: dict, fields: tuple[str, ...], i: int, j: int, keep_own: np.ndarray,
-                  keep_theirs: np.ndarray) -> None:
+                  keep_theirs: np.ndarray, carried: set[str] | None = None) -> None:
     """Per-item labels (box classes...) follow their items: i's kept ones, then j's pasted ones."""
     for lf in fields:
+        if carried is not None:
+            if lf in carried:
+                continue
+            carried.add(lf)
         vals = orig.get(lf)
         if isinstance(vals, list):
             new[lf][i] = _concat(_pick(new[lf][i], keep_own), _pick(vals[j], keep_theirs))

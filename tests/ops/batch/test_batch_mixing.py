@@ -127,3 +127,44 @@ def test_integer_labels_without_num_classes_is_an_actionable_error():
     mixup = registry.get("mixup").build({})
     with pytest.raises(ValueError, match="num_classes"):
         mixup.apply_batch(batch, [{"lam": 0.5, "partner": 0.0}, None], BatchContext(SPECS))
+
+
+def _instances_batch(n: int = 4, mask_labels: str = "classes") -> tuple[dict, dict]:
+    """n elements with two instances each: a mask, a box and a class per instance."""
+    specs = {"image": FieldSpec("image"), "masks": FieldSpec("masks", None, (mask_labels,)),
+             "bboxes": FieldSpec("bboxes", "pascal_voc", ("classes",))}
+    masks, boxes = [], []
+    for _ in range(n):
+        m = torch.zeros(2, 64, 64, dtype=torch.uint8)
+        m[0, 4:20, 4:20] = 1
+        m[1, 30:62, 30:62] = 1
+        masks.append(m)
+        boxes.append(torch.tensor([[4.0, 4, 20, 20], [30.0, 30, 62, 62]]))
+    batch = {"image": photos(n), "masks": masks, "bboxes": boxes,
+             "classes": [torch.tensor([10 * k + 1, 10 * k + 2]) for k in range(n)]}
+    batch[mask_labels] = [torch.tensor([10 * k + 1, 10 * k + 2]) for k in range(n)]
+    return batch, specs
+
+
+@pytest.mark.parametrize("mask_labels", ["classes", "mask_classes"])   # one label field for both, or one each
+@pytest.mark.parametrize("cx, cy", [(0.25, 0.5), (0.5, 0.5), (0.7, 0.3)])
+def test_mosaic_keeps_masks_boxes_and_classes_in_step(cx, cy, mask_labels):
+    batch, specs = _instances_batch(mask_labels=mask_labels)
+    p = {"cx": cx, "cy": cy, "partners": [0.0, 0.34, 0.67]}
+    out = op("mosaic", min_visible=0.6).apply_batch(batch, [p, None, None, None], BatchContext(specs))
+    for k in range(4):
+        assert len(out["masks"][k]) == len(out["bboxes"][k]) == len(out["classes"][k]), k
+        assert out[mask_labels][k].tolist() == out["classes"][k].tolist(), k
+    # each kept box still frames its own mask
+    for mask, box in zip(out["masks"][0], out["bboxes"][0]):
+        ys, xs = torch.nonzero(mask, as_tuple=True)
+        if len(ys):
+            assert box[0] <= xs.min() + 1 and xs.max() <= box[2] + 1 and box[1] <= ys.min() + 1 and ys.max() <= box[3] + 1
+
+
+def test_copy_paste_keeps_masks_boxes_and_classes_in_step():
+    batch, specs = _instances_batch(2)
+    out = op("copy_paste", instance_p=1.0).apply_batch(batch, [{"partner": 0.0, "seed": 3}, None],
+                                                        BatchContext(specs))
+    for k in range(2):
+        assert len(out["masks"][k]) == len(out["bboxes"][k]) == len(out["classes"][k]), k
