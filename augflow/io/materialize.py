@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from augflow import seeding
+from augflow.errors import AugflowError
 from augflow.generative import cache as gen_cache
 from augflow.io import writers
 from augflow.io.sources import DEFAULT_MAX_PIXELS, Item, Source, load_item, open_source
@@ -36,7 +37,7 @@ _CACHE_DIR = "cache"     # generative results, under _JOB_DIR; content-addressed
 _OWNED = ("data", "shards", "manifest.parquet", "manifest.jsonl", "state.json", "dataset_info.json")
 
 
-class MaterializeError(RuntimeError):
+class MaterializeError(AugflowError, RuntimeError):
     """A job that cannot start or continue; the message says what to do."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from augflow.errors import AugflowError
 from augflow.sample import Sample
 
 TMP_MARK = ".~tmp-"          # temp files carry this in their name; a resumed run deletes leftovers
@@ -27,7 +28,7 @@ IMAGE_FORMATS = ("png", "jpeg")
 _SAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(AugflowError, ValueError):
     """A path derived from the input (a label, a key) that would land outside the output folder."""
 
 

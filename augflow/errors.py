@@ -1,0 +1,13 @@
+"""The root of augflow's errors: `except augflow.AugflowError` catches every one of them.
+
+This module sits at the bottom of the package and imports nothing, so any module (however low
+its layer) can derive its errors from `AugflowError`. Each concrete error also keeps the builtin
+base it always had (ValueError, KeyError, ...), so existing `except ValueError:` clauses still work.
+"""
+
+
+class AugflowError(Exception):
+    """Base of every error augflow raises on purpose (config, sample, data, backend, model...)."""
+
+
+__all__ = ["AugflowError"]
