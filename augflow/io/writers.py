@@ -119,7 +119,6 @@ def encode_sample(out: Sample, image_format: str = "png") -> tuple[list[tuple[st
             if not prefix and name in views and isinstance(value, dict):
                 visit(f"{name}_", value)
             elif kind == "negatives" and isinstance(value, list):   # image negatives as files beside the positive
-                from augflow.negatives.record import encode_negatives
                 neg_files, neg_meta = encode_negatives(column, value, image_format)
                 files.extend(neg_files)
                 meta.update(neg_meta)
@@ -132,6 +131,32 @@ def encode_sample(out: Sample, image_format: str = "png") -> tuple[list[tuple[st
 
     visit("", dict(out))
     return files, meta
+
+
+def encode_negatives(column: str, items: list[dict[str, Any]], image_format: str = "png"
+                     ) -> tuple[list[tuple[str, str, bytes]], dict[str, Any]]:
+    """(files [(column, extension, bytes)], {column: records}) for one sample's negatives field.
+
+    Image negatives become files next to the positive's (`<key>.negatives_0.png` in the folder and
+    WebDataset layouts; columns `negatives_0`, ... in table layouts, which need the same number of
+    image negatives in every output); the manifest row's `fields` JSON gets one record per
+    negative: its op, kind, source field, info, and either its text or the file that holds it.
+    """
+    files: list[tuple[str, str, bytes]] = []
+    records = []
+    for i, item in enumerate(items):
+        rec = {"op": item.get("op"), "kind": item.get("kind"), "source": item.get("source"),
+               "info": _jsonable(item.get("info", {}))}
+        value = to_hwc(item.get("value"), item.get("kind"))
+        if isinstance(value, np.ndarray) and item.get("kind") == "image" and value.ndim >= 2:
+            name = f"{column}_{i}"
+            ext, data = encode_array(value, "image", image_format)
+            files.append((name, ext, data))
+            rec["file"] = f"{name}.{ext}"
+        else:
+            rec["value"] = _jsonable(value)
+        records.append(rec)
+    return files, {column: records}
 
 
 def _jsonable(value: Any) -> Any:

@@ -356,9 +356,7 @@ def to_gray(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
 
 @kernel("albumentations.Normalize")
 def normalize(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
-    from augflow.compile.plan import FusedNormalize
-
-    spec = FusedNormalize.from_op(op)
+    mean, std = geo.normalize_stats(op)
     idx = [i for i, p in enumerate(params) if p is not None]
     if not idx:
         return batch
@@ -367,10 +365,10 @@ def normalize(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
         if not isinstance(x, torch.Tensor):
             continue
         if len(idx) == x.shape[0]:
-            batch[name] = normalize_tensor(x, spec.mean, spec.std)
+            batch[name] = normalize_tensor(x, mean, std)
         else:   # p < 1: the skipped elements stay in [0, 1]
             x = x.float().mul_(1 / 255.0) if x.dtype == torch.uint8 else x.clone()
-            x[idx] = normalize_tensor(x[idx], spec.mean, spec.std)
+            x[idx] = normalize_tensor(x[idx], mean, std)
             batch[name] = x
     return batch
 
