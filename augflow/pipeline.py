@@ -19,11 +19,11 @@ from augflow.config.build import PipelineSpec, build_spec
 from augflow.config.errors import SampleError
 from augflow.config.loader import load_yaml_file, load_yaml_text
 from augflow.params_codec import from_jsonable
-from augflow.sample import Provenance, ProvenanceEntry, Sample, resolve_field_specs
+from augflow.sample import KINDS, Provenance, ProvenanceEntry, Sample, kinds_where, resolve_field_specs
 from augflow.steps import OpStep, Step, iter_ops, run_steps
 
 # Kinds that views carry separately; other fields (label, ids) stay at the top level.
-_VIEW_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "embedding", "text", "volume", "mask3d")
+_VIEW_KINDS = kinds_where(per_view=True)
 _IMAGE_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
@@ -158,15 +158,16 @@ class Pipeline:
         out = Sample(sample, specs)
         squeezed: set[str] = set()
         for name, fspec in specs.items():
-            if fspec.kind == "image":
+            check = KINDS[fspec.kind].check if fspec.kind in KINDS else None
+            if check == "image":
                 out[name] = _check_image(name, out[name])
                 if out[name].ndim == 2:
                     out[name] = out[name][:, :, None]
                     squeezed.add(name)
-            elif fspec.kind in ("mask",):
+            elif check == "mask":
                 if not isinstance(out[name], np.ndarray):
                     raise SampleError(f"field {name!r} (mask) must be a numpy array, got {type(out[name]).__name__}")
-            elif fspec.kind in ("bboxes", "keypoints"):
+            elif check == "points":
                 out[name] = _check_points(name, fspec, out[name])
         _check_sizes(out)
         return out, squeezed

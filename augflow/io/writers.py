@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from augflow.errors import AugflowError
-from augflow.sample import Sample
+from augflow.sample import Sample, kinds_where
 
 TMP_MARK = ".~tmp-"          # temp files carry this in their name; a resumed run deletes leftovers
 FORMATS = ("folder", "webdataset", "parquet", "hf")
@@ -102,6 +102,12 @@ def encode_array(arr: np.ndarray, kind: str, image_format: str = "png") -> tuple
     return "png", buf.getvalue()
 
 
+# How each kind is written (the `write` column of `sample.KINDS`).
+_IMAGE_FILES = kinds_where(write="image")
+_JSON_ONLY = kinds_where(write="json")
+_NEGATIVES = kinds_where(write="negatives")
+
+
 def encode_sample(out: Sample, image_format: str = "png") -> tuple[list[tuple[str, str, bytes]], dict[str, Any]]:
     """A sample -> ([(column, extension, bytes)], JSON fields). Images and masks become files;
     boxes, keypoints, text and other plain values go to the JSON fields. Views (`view0`, `weak`)
@@ -118,13 +124,13 @@ def encode_sample(out: Sample, image_format: str = "png") -> tuple[list[tuple[st
             column = f"{prefix}{name}"
             if not prefix and name in views and isinstance(value, dict):
                 visit(f"{name}_", value)
-            elif kind == "negatives" and isinstance(value, list):   # image negatives as files beside the positive
+            elif kind in _NEGATIVES and isinstance(value, list):   # image negatives as files beside the positive
                 neg_files, neg_meta = encode_negatives(column, value, image_format)
                 files.extend(neg_files)
                 meta.update(neg_meta)
-            elif isinstance(value, np.ndarray) and kind in ("image", "mask", "masks") and value.ndim >= 2:
+            elif isinstance(value, np.ndarray) and kind in _IMAGE_FILES and value.ndim >= 2:
                 files.append((column, *encode_array(value, kind, image_format)))
-            elif isinstance(value, np.ndarray) and kind not in ("bboxes", "keypoints", "label"):
+            elif isinstance(value, np.ndarray) and kind not in _JSON_ONLY:
                 files.append((column, "npy", _npy(value)))      # embeddings and other arrays, exact
             elif column != "label":
                 meta[column] = _jsonable(value)
