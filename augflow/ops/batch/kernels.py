@@ -242,12 +242,18 @@ def _select(values: Any, keep: np.ndarray) -> Any:
     return [v for v, k in zip(values, keep) if k]
 
 
-def image_hw(batch: dict, ctx: BatchContext) -> tuple[int, int]:
+def first_image(batch: dict, ctx: BatchContext) -> torch.Tensor:
+    """The batch's first image tensor: its height and width, and its length, are the batch's."""
     for name in ctx.names("image"):
         x = batch.get(name)
         if isinstance(x, torch.Tensor):
-            return int(x.shape[-2]), int(x.shape[-1])
+            return x
     raise ValueError("the batch has no image field")
+
+
+def image_hw(batch: dict, ctx: BatchContext) -> tuple[int, int]:
+    x = first_image(batch, ctx)
+    return int(x.shape[-2]), int(x.shape[-1])
 
 
 def _geometric(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
