@@ -10,6 +10,7 @@
 """
 
 import importlib
+import importlib.util
 import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

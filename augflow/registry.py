@@ -143,15 +143,13 @@ def _load_builtins() -> None:
         pass
 
 
-def _lookup(name: str) -> OpSpec | None:
-    return _REGISTRY.get(name) or _REGISTRY.get(_ALIASES.get(name, ""))
-
-
 def get(name: str) -> OpSpec:
     """The spec of a registered op; raises UnknownOpError with close matches."""
-    spec = _lookup(name)
+    spec = _REGISTRY.get(name)
     while spec is None and _load_next_family():   # families load on first use, in table order
-        spec = _lookup(name)
+        spec = _REGISTRY.get(name)
+    if spec is None:   # every family is loaded by now: an op's own name beats another op's alias
+        spec = _REGISTRY.get(_ALIASES.get(name, ""))
     if spec is None:
         raise UnknownOpError(name, suggest(name))
     return spec

@@ -44,6 +44,14 @@ def test_lookup_loads_families_only_up_to_the_one_that_has_the_op():
     assert out.split() == ["True", "False"]
 
 
+def test_an_ops_own_name_beats_an_earlier_familys_alias():
+    # albumentations' Mosaic has the alias `mosaic`, augflow's batch op is named `mosaic`: the name wins
+    # even though the albumentations family loads first
+    out = _run("import augflow.registry as r\n"
+               "print(r.get('mosaic').family, r.get('horizontal_flip').name)")
+    assert out.split() == ["batch", "albumentations.HorizontalFlip"]
+
+
 def test_unknown_op_suggests_names_from_every_family():
     with pytest.raises(augflow.UnknownOpError, match="mixup"):
         augflow.registry.get("mixupp")
