@@ -4,33 +4,66 @@
     out = pipe({"image": img, "label": 3}, seed=1234)
     out.provenance                     # the ops and sampled params actually applied
     pipe.replay(sample, out.provenance)   # bit-identical
+
+`import augflow` loads nothing heavy: every name below is imported on first use (module
+`__getattr__`), and op families register the first time an op is looked up.
 """
 
+import importlib
+import importlib.util
 import os
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from augflow.config.errors import PipelineConfigError, SampleError  # noqa: E402
-from augflow.ops.base import Op, Schema  # noqa: E402
-from augflow.pipeline import Pipeline  # noqa: E402
-from augflow import ops  # noqa: E402  (callable package: augflow.ops() lists every op)
-from augflow.registry import UnknownOpError, register  # noqa: E402
-from augflow.sample import FieldSpec, Provenance, ProvenanceEntry, Sample  # noqa: E402
+from augflow.errors import AugflowError  # noqa: E402
 
 __version__ = "0.1.0"
 
+# Public name -> module that defines it; imported on first access.
+_LAZY = {
+    "Pipeline": "augflow.pipeline",
+    "Sample": "augflow.sample", "Provenance": "augflow.sample", "ProvenanceEntry": "augflow.sample",
+    "FieldSpec": "augflow.sample",
+    "Op": "augflow.ops.base", "Schema": "augflow.ops.base",
+    "register": "augflow.registry",
+    "TTA": "augflow.tta",
+    # errors: every one subclasses AugflowError
+    "PipelineConfigError": "augflow.config.errors", "SampleError": "augflow.config.errors",
+    "UnknownOpError": "augflow.registry",
+    "BackendError": "augflow.compile.backends",
+    "SourceError": "augflow.io.sources", "ReaderError": "augflow.io.readers",
+    "MissingImageError": "augflow.io.decode", "ImageDecodeError": "augflow.io.decode",
+    "UnsafePathError": "augflow.io.writers", "MaterializeError": "augflow.io.materialize",
+    "ModelError": "augflow.generative.models", "VocabularyError": "augflow.latent.vocab",
+    "BadSampleError": "augflow.errors", "OpCallError": "augflow.errors",
+    "AlbumentationsConversionError": "augflow.errors",
+}
+
+ERRORS = ("AugflowError", "PipelineConfigError", "SampleError", "UnknownOpError", "BackendError", "SourceError",
+          "ReaderError", "MissingImageError", "ImageDecodeError", "UnsafePathError", "MaterializeError",
+          "ModelError", "VocabularyError", "BadSampleError", "OpCallError", "AlbumentationsConversionError")
+
 
 def __getattr__(name: str):
-    # Heavier entry points load on first use, so `import augflow` stays light.
-    if name == "TTA":
-        from augflow.tta import TTA
-
-        return TTA
-    if name == "op":   # augflow.op.<name>(...): the Python builder, made lazily
-        import augflow.op as op
-
-        return op
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")   # a subpackage, e.g. augflow.ops, augflow.compile
     raise AttributeError(f"module 'augflow' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def list_ops(family: str | None = None) -> list[dict]:
+    """The op catalogue: name, family, backends, targets, doc and parameters of every op."""
+    from augflow.registry import ops
+
+    return ops(family)
 
 
 def json_schema() -> dict:
@@ -40,5 +73,5 @@ def json_schema() -> dict:
     return pipeline_json_schema()
 
 
-__all__ = ["TTA", "Pipeline", "Sample", "Provenance", "ProvenanceEntry", "FieldSpec", "Op", "Schema", "register", "ops",
-           "json_schema", "PipelineConfigError", "SampleError", "UnknownOpError", "__version__"]
+__all__ = ["TTA", "Pipeline", "Sample", "Provenance", "ProvenanceEntry", "FieldSpec", "Op", "Schema", "register",
+           "list_ops", "json_schema", *ERRORS, "__version__"]

@@ -14,6 +14,7 @@ each op's keyword arguments and types, from the op schemas.
 
 from __future__ import annotations
 
+from augflow.errors import OpCallError
 import keyword
 import typing
 from dataclasses import dataclass
@@ -24,9 +25,6 @@ from augflow.config.errors import PipelineConfigError
 
 CONTROL = ("one_of", "some_of", "sequential", "views")
 
-
-class OpCallError(ValueError):
-    """Bad arguments to `augflow.op.<name>(...)`; the message names the call."""
 
 
 @dataclass(frozen=True)

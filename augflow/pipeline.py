@@ -20,11 +20,12 @@ from augflow.config.errors import SampleError
 from augflow.config.loader import load_yaml_file, load_yaml_text
 from augflow.decision import POLICY_OP, POLICY_PATH
 from augflow.params_codec import from_jsonable
-from augflow.sample import FLOAT_IMAGE_RANGE, FieldSpec, Provenance, ProvenanceEntry, Sample, resolve_field_specs
+from augflow.sample import (FLOAT_IMAGE_RANGE, KINDS, FieldSpec, Provenance, ProvenanceEntry, Sample, kinds_where,
+                            resolve_field_specs)
 from augflow.steps import OpStep, Step, iter_ops, run_steps
 
 # Kinds that views carry separately; other fields (label, ids) stay at the top level.
-_VIEW_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "embedding", "text", "volume", "mask3d")
+_VIEW_KINDS = kinds_where(per_view=True)
 _IMAGE_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
@@ -211,7 +212,8 @@ class Pipeline:
         out = Sample(sample, specs)
         layout = _Layout()
         for name, fspec in specs.items():
-            if fspec.kind == "image":
+            check = KINDS[fspec.kind].check if fspec.kind in KINDS else None
+            if check == "image":
                 value = out[name]
                 if _is_torch_tensor(value):
                     value, layout.tensors[name] = _tensor_to_array(name, value)
@@ -219,13 +221,13 @@ class Pipeline:
                 if out[name].ndim == 2:
                     out[name] = out[name][:, :, None]
                     layout.gray.add(name)
-            elif fspec.kind in ("mask",):
+            elif check == "mask":
                 if _is_torch_tensor(out[name]) and out[name].dim() == 2:   # HxW, as torchvision holds masks
                     out[name], layout.tensors[name] = out[name].detach().cpu().numpy(), "hwc"
                 if not isinstance(out[name], np.ndarray):
                     raise SampleError(f"field {name!r} (mask) must be a numpy array or an HxW torch tensor, "
                                       f"got {type(out[name]).__name__}")
-            elif fspec.kind in ("bboxes", "keypoints"):
+            elif check == "points":
                 out[name] = _check_points(name, fspec, out[name])
                 _check_label_fields(name, fspec, out)
         _check_sizes(out)

@@ -1,6 +1,6 @@
 """The op registry: name -> op class + typed parameter schema.
 
-YAML validation, `augflow.ops()`, the JSON Schema and the CLI's catalogue are all generated from
+YAML validation, `augflow.list_ops()`, the JSON Schema and the CLI's catalogue are all generated from
 what is registered here. Custom ops come in only through `register` (directly, or from a module
 named in a pipeline's `imports:` list) — never from arbitrary strings in a YAML file.
 """
@@ -11,11 +11,14 @@ import difflib
 import functools
 import importlib
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel, ValidationError
 
+from augflow._builtins import BUILTIN_FAMILIES
+from augflow.errors import AugflowError
 from augflow.ops.base import Op
 
 
@@ -108,7 +111,7 @@ def _type_name(annotation: Any) -> str:
     return text or str(annotation).replace("typing.", "")
 
 
-class UnknownOpError(KeyError):
+class UnknownOpError(AugflowError, KeyError):
     """An op name that is not registered; carries close matches."""
 
     def __init__(self, name: str, suggestions: list[str]):
@@ -123,7 +126,8 @@ class UnknownOpError(KeyError):
 
 _REGISTRY: dict[str, OpSpec] = {}
 _ALIASES: dict[str, str] = {}
-_BUILTINS_LOADED = False
+_FAMILIES_TRIED = 0              # how many of BUILTIN_FAMILIES have been imported so far
+_FAMILIES_LOCK = threading.RLock()
 
 
 def register(name: str, *, targets: Iterable[str] = ("image",), family: str = "custom",
@@ -156,18 +160,35 @@ def add(spec: OpSpec) -> None:
         _ALIASES.setdefault(alias, spec.name)
 
 
+def _load_next_family() -> bool:
+    """Import the next built-in family not imported yet; False when all have been."""
+    global _FAMILIES_TRIED
+    with _FAMILIES_LOCK:
+        if _FAMILIES_TRIED >= len(BUILTIN_FAMILIES):
+            return False
+        module = BUILTIN_FAMILIES[_FAMILIES_TRIED]
+        _FAMILIES_TRIED += 1
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:   # a family that exists but fails to import is a real error
+                raise
+        return True
+
+
 def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    import augflow.ops  # noqa: F401  (registers the built-in families)
+    """Import every built-in family (for listings and suggestions)."""
+    while _load_next_family():
+        pass
 
 
 def get(name: str) -> OpSpec:
     """The spec of a registered op; raises UnknownOpError with close matches."""
-    _load_builtins()
-    spec = _REGISTRY.get(name) or _REGISTRY.get(_ALIASES.get(name, ""))
+    spec = _REGISTRY.get(name)
+    while spec is None and _load_next_family():   # families load on first use, in table order
+        spec = _REGISTRY.get(name)
+    if spec is None:   # every family is loaded by now: an op's own name beats another op's alias
+        spec = _REGISTRY.get(_ALIASES.get(name, ""))
     if spec is None:
         raise UnknownOpError(name, suggest(name))
     return spec

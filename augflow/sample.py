@@ -20,8 +20,42 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-FIELD_KINDS = ("image", "mask", "masks", "bboxes", "keypoints", "label", "text", "embedding", "negatives",
-               "volume", "mask3d")
+
+@dataclass(frozen=True)
+class Kind:
+    """How augflow treats one field kind. Code that varies by kind reads this table; a new kind
+    is one row here (plus its kernels), not a search for `kind ==` across the package."""
+
+    check: str | None             # the pipeline's input check: "image", "mask", "points"; None: passed as is
+    per_view: bool                # carried separately by each view (`views:`); else shared at the top level
+    collate: str                  # "stack": one tensor per batch; "list": one entry per element; "negatives"
+    write: str                    # materialize: "image" (PNG/JPEG when 8-bit, else .npy), "array" (.npy, else JSON),
+                                  #   "json" (manifest fields only), "negatives"
+    albumentations: str | None    # the albumentations target it is passed as; None: not passed
+    dense: bool = False           # an array over the image grid (moved pixel by pixel by geometric ops)
+
+
+KINDS: dict[str, Kind] = {
+    "image": Kind("image", True, "stack", "image", "image", dense=True),
+    "mask": Kind("mask", True, "stack", "image", "mask", dense=True),
+    "masks": Kind(None, True, "list", "image", "masks", dense=True),
+    "bboxes": Kind("points", True, "list", "json", "bboxes"),
+    "keypoints": Kind("points", True, "list", "json", "keypoints"),
+    "label": Kind(None, False, "stack", "json", None),
+    "text": Kind(None, True, "stack", "array", None),
+    "embedding": Kind(None, True, "stack", "array", None),
+    "negatives": Kind(None, False, "negatives", "negatives", None),
+    "volume": Kind(None, True, "stack", "array", "volume", dense=True),
+    "mask3d": Kind(None, True, "stack", "array", "mask3d", dense=True),
+}
+FIELD_KINDS = tuple(KINDS)
+
+
+def kinds_where(**wanted: Any) -> tuple[str, ...]:
+    """The kinds whose table row has the given values, e.g. `kinds_where(collate="list")`."""
+    return tuple(k for k, row in KINDS.items() if all(getattr(row, a) == v for a, v in wanted.items()))
+
+
 BBOX_FORMATS = ("pascal_voc", "coco", "yolo", "albumentations")
 KEYPOINT_FORMATS = ("xy", "yx", "xya", "xys", "xyas", "xysa", "xyz")
 FLOAT_IMAGE_RANGE = (0.0, 1.0)
@@ -147,6 +181,7 @@ class Sample(dict):
 
 
 __all__ = [
-    "FIELD_KINDS", "BBOX_FORMATS", "KEYPOINT_FORMATS", "FLOAT_IMAGE_RANGE", "FieldSpec", "Sample", "Provenance",
+    "FIELD_KINDS", "KINDS", "Kind", "kinds_where", "BBOX_FORMATS", "KEYPOINT_FORMATS", "FLOAT_IMAGE_RANGE", "FieldSpec",
+    "Sample", "Provenance",
     "ProvenanceEntry", "default_field_spec", "resolve_field_specs",
 ]

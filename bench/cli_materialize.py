@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 from skimage import data  # noqa: E402
 
+from augflow.io import engines  # noqa: E402
 from augflow.io import materialize as mat  # noqa: E402
 
 YAML = """augflow: 1
@@ -67,7 +68,7 @@ def augflow_job(pipeline: Path, src: Path, copies: int, out: Path, workers: int,
     t = time.perf_counter()
     job = mat.plan(mat.JobOptions(pipeline=str(pipeline), input=str(src), output=str(out), copies=copies,
                                   shard_size=SHARD_SIZE))
-    mat.run(job, engine=engine, workers=workers, on_error="raise")
+    engines.run(job, engine=engine, workers=workers, on_error="raise")
     return time.perf_counter() - t
 
 

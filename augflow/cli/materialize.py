@@ -79,6 +79,7 @@ def materialize(
     redone, and the result is byte-identical to an uninterrupted run.
     """
     from augflow import PipelineConfigError
+    from augflow.io import engines
     from augflow.io import materialize as mat
     from augflow.io.sources import SourceError
 
@@ -104,7 +105,7 @@ def materialize(
         typer.echo(f"resuming: {len(job.done)} of {job.n_shards} shards already done", err=True)
     try:
         with Progress(job.n_outputs, "materialize", completed=done) as bar:
-            summary = mat.run(job, engine=engine.value, workers=workers, on_error=on_error.value,
+            summary = engines.run(job, engine=engine.value, workers=workers, on_error=on_error.value,
                               progress=bar.advance)
     except mat.MaterializeError as exc:
         raise fail(f"{exc}\n(finished shards are kept; rerun the same command to resume)") from None

@@ -47,7 +47,7 @@ def ops(
                       _constraints(p["constraints"]), p["description"]] for p in spec.params_info()],
                     title=f"parameters of {spec.name}")
         return
-    rows = augflow.ops(family) if family else augflow.ops()
+    rows = augflow.list_ops(family or None)
     if not rows:
         raise fail(f"no ops in family {family!r}; families: "
                    f"{', '.join(sorted({s.family for s in registry.specs()}))}")

@@ -19,7 +19,7 @@ from augflow.compile.fused import draw_affine, proxy
 from augflow.compile.plan import AffineGroup, FusedNormalize, Item, Plan
 from augflow.compile.sample_stage import EPOCH_KEY, INDEX_KEY
 from augflow.ops.batch import geometry as geo
-from augflow.ops.batch.kernels import BatchContext, apply_geos, kernel_for, normalize_tensor, to_float
+from augflow.ops.batch.kernels import BatchContext, apply_geos, image_hw, kernel_for, normalize_tensor, to_float
 from augflow.params_codec import from_jsonable, to_jsonable
 from augflow.sample import resolve_field_specs
 from augflow.steps import OneOf, OpStep, Sequential, SomeOf, Step
@@ -101,19 +101,11 @@ def apply_draws(batch: dict, draws: list[Draw], ctx: BatchContext) -> dict:
                     batch[name] = normalize_tensor(batch[name], target.mean, target.std)
         elif isinstance(target, AffineGroup):
             to_float(batch, ctx)
-            hw = _hw(batch, ctx)
+            hw = image_hw(batch, ctx)
             batch = apply_geos(batch, params, ctx, hw)
         else:
             batch = kernel_for(target.op)(target.op, batch, params, ctx)
     return batch
-
-
-def _hw(batch: dict, ctx: BatchContext) -> tuple[int, int]:
-    for name in ctx.names("image"):
-        x = batch.get(name)
-        if isinstance(x, torch.Tensor):
-            return int(x.shape[-2]), int(x.shape[-1])
-    raise ValueError("the batch has no image field")
 
 
 # ---- the stage --------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from augflow.errors import AugflowError
+
 
 @dataclass(frozen=True)
 class ConfigIssue:
@@ -30,7 +32,7 @@ class ConfigIssue:
         return f"{where}: {subject}{self.message}"
 
 
-class PipelineConfigError(ValueError):
+class PipelineConfigError(AugflowError, ValueError):
     """A pipeline file (or dict) that cannot be loaded; lists every issue found."""
 
     def __init__(self, issues: list[ConfigIssue]):
@@ -38,5 +40,5 @@ class PipelineConfigError(ValueError):
         super().__init__("\n".join(str(i) for i in self.issues))
 
 
-class SampleError(ValueError):
+class SampleError(AugflowError, ValueError):
     """A sample that does not match what the pipeline expects (wrong type, shape, dtype)."""

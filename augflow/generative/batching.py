@@ -10,9 +10,11 @@ into the batch tensor, on its device and in its dtype.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Hashable
 
 import numpy as np
+
+from augflow.generative import cache
 
 
 def element(batch: dict, ctx: Any, i: int):
@@ -63,4 +65,21 @@ def tensor_batch(op: Any, batch: dict, params: list, ctx: Any) -> dict:
     return batch
 
 
-__all__ = ["element", "tensor_batch"]
+def generate_grouped(jobs: list[dict[str, Any]], group_key: Callable[[dict[str, Any]], Hashable],
+                     generate: Callable[[Hashable, list[dict[str, Any]]], list[np.ndarray]]) -> list[np.ndarray]:
+    """Each job's generated image: from the cache (`job["key"]`, `job["cache"]`) where it is there;
+    the others grouped by `group_key(job)` (what one model call can share: size, scales...), one
+    `generate(key, group_jobs)` call per group, and cached."""
+    results: list[np.ndarray | None] = [cache.get(job["key"], job["cache"]) for job in jobs]
+    groups: dict[Hashable, list[int]] = {}
+    for i, (job, res) in enumerate(zip(jobs, results)):
+        if res is None:
+            groups.setdefault(group_key(job), []).append(i)
+    for key, idx in groups.items():
+        for i, img in zip(idx, generate(key, [jobs[i] for i in idx])):
+            results[i] = img
+            cache.put(jobs[i]["key"], img, jobs[i]["cache"])
+    return results
+
+
+__all__ = ["element", "tensor_batch", "generate_grouped"]

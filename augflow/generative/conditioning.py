@@ -227,29 +227,25 @@ class AugmentedConditioning(Op):
     def apply_samples(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
         """Generate for several samples; those sharing size, strength and guidance run as one model call."""
         jobs = [self._prepare(s, p) for s, p in zip(samples, params_list)]
-        results: list[np.ndarray | None] = [cache.get(job["key"], job["cache"]) for job in jobs]
-        groups: dict[tuple, list[int]] = {}
-        for i, (job, res) in enumerate(zip(jobs, results)):
-            if res is None:
-                p = job["params"]
-                groups.setdefault((job["input"].shape, p["strength"], p["guidance_scale"],
-                                   job["negative"] is None), []).append(i)
-        if groups:
+
+        def group_key(job: dict[str, Any]) -> tuple:
+            p = job["params"]
+            return job["input"].shape, p["strength"], p["guidance_scale"], job["negative"] is None
+
+        def generate(key: tuple, group: list[dict[str, Any]]) -> list[np.ndarray]:
+            _, strength, guidance, no_negative = key
             pipe = diffusion.task_pipeline("variation" if self._variation else "image2image", self.params)
-            for (_, strength, guidance, no_negative), idx in groups.items():
-                if self._variation:
-                    images = self._vary(pipe, [jobs[i] for i in idx], guidance)
-                else:
-                    images = diffusion.call_pipeline(
-                        self.name, pipe, len(idx),
-                        prompt=[jobs[i]["prompt"] for i in idx],
-                        negative_prompt=None if no_negative else [jobs[i]["negative"] for i in idx],
-                        image=np.stack([jobs[i]["input"] for i in idx]),
-                        strength=strength, guidance_scale=guidance, num_inference_steps=self.params.steps,
-                        generator=diffusion.torch_generators([jobs[i]["params"]["seed"] for i in idx]))
-                for i, img in zip(idx, images):
-                    results[i] = img
-                    cache.put(jobs[i]["key"], img, jobs[i]["cache"])
+            if self._variation:
+                return self._vary(pipe, group, guidance)
+            return diffusion.call_pipeline(
+                self.name, pipe, len(group),
+                prompt=[job["prompt"] for job in group],
+                negative_prompt=None if no_negative else [job["negative"] for job in group],
+                image=np.stack([job["input"] for job in group]),
+                strength=strength, guidance_scale=guidance, num_inference_steps=self.params.steps,
+                generator=diffusion.torch_generators([job["params"]["seed"] for job in group]))
+
+        results = batching.generate_grouped(jobs, group_key, generate)
         outs = []
         for job, generated in zip(jobs, results):
             cond, name = job["sample"], job["field"]

@@ -151,31 +151,30 @@ class MaskConditionedDiffusion(Op):
     def apply_samples(self, samples: list[Sample], params_list: list[dict[str, Any]]) -> list[Sample]:
         """Generate for several samples; those sharing size and sampled scales run as one model call."""
         jobs = [self._prepare(s, p) for s, p in zip(samples, params_list)]
-        results: list[np.ndarray | None] = [cache.get(job["key"], job["cache"]) for job in jobs]
-        groups: dict[tuple, list[int]] = {}
-        for i, (job, res) in enumerate(zip(jobs, results)):
-            if res is None:
-                p = job["params"]
-                groups.setdefault((job["condition"].shape, p["guidance_scale"], p["controlnet_scale"], p["strength"],
-                                   job["negative"] is None), []).append(i)
-        for (_, guidance, cn_scale, strength, no_negative), idx in groups.items():
+
+        def group_key(job: dict[str, Any]) -> tuple:
+            p = job["params"]
+            return (job["condition"].shape, p["guidance_scale"], p["controlnet_scale"], p["strength"],
+                    job["negative"] is None)
+
+        def generate(key: tuple, group: list[dict[str, Any]]) -> list[np.ndarray]:
+            _, guidance, cn_scale, strength, no_negative = key
             task = "text2image" if strength is None else "image2image"
             pipe = diffusion.task_pipeline(task, self.params, controlnet=self.params.controlnet)
-            conditions = np.stack([jobs[i]["condition"] for i in idx])
+            conditions = np.stack([job["condition"] for job in group])
             kwargs: dict[str, Any] = {"image": conditions}
             if strength is not None:   # ControlNet img2img: `image` starts the denoising, `control_image` guides
-                kwargs = {"image": np.stack([jobs[i]["input"] for i in idx]), "control_image": conditions,
+                kwargs = {"image": np.stack([job["input"] for job in group]), "control_image": conditions,
                           "strength": strength}
             h, w = conditions.shape[1:3]
-            images = diffusion.call_pipeline(
-                self.name, pipe, len(idx), prompt=[jobs[i]["prompt"] for i in idx],
-                negative_prompt=None if no_negative else [jobs[i]["negative"] for i in idx],
+            return diffusion.call_pipeline(
+                self.name, pipe, len(group), prompt=[job["prompt"] for job in group],
+                negative_prompt=None if no_negative else [job["negative"] for job in group],
                 guidance_scale=guidance, controlnet_conditioning_scale=cn_scale, num_inference_steps=self.params.steps,
-                height=h, width=w, generator=diffusion.torch_generators([jobs[i]["params"]["seed"] for i in idx]),
+                height=h, width=w, generator=diffusion.torch_generators([job["params"]["seed"] for job in group]),
                 **kwargs)
-            for i, img in zip(idx, images):
-                results[i] = img
-                cache.put(jobs[i]["key"], img, jobs[i]["cache"])
+
+        results = batching.generate_grouped(jobs, group_key, generate)
         outs = []
         for sample, job, generated in zip(samples, jobs, results):
             out = Sample(sample, sample.specs, Provenance(sample.provenance), sample.seed)

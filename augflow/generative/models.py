@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from augflow.errors import AugflowError
+
 # Model invocations (one per forward batch) and images generated, per op name.
 CALLS: Counter = Counter()
 IMAGES: Counter = Counter()
@@ -31,7 +33,7 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf")
 _HASHED_SUFFIXES = (".json", ".txt", ".model", ".yaml")
 
 
-class ModelError(ValueError):
+class ModelError(AugflowError, ValueError):
     """A model directory or file that cannot be used; the message names op, path and what is missing."""
 
 

@@ -30,23 +30,31 @@ def _vocab() -> dict[str, int]:
     return vocab
 
 
+def _tiny_unet_and_vae():
+    """The denoiser and autoencoder every tiny pipeline shares (drawn from torch's current seed)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    unet = UNet2DConditionModel(
+        block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=_TEXT_DIM, norm_num_groups=4, attention_head_dim=2)
+    vae = AutoencoderKL(
+        block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=32)
+    return unet, vae
+
+
 def save_tiny_stable_diffusion(directory: str | Path, seed: int = 0) -> Path:
     """Write a tiny Stable Diffusion pipeline to `directory`; returns the directory."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     from augflow.generative.models import quiet_loading
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=_TEXT_DIM, norm_num_groups=4, attention_head_dim=2)
-        vae = AutoencoderKL(
-            block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=32)
+        unet, vae = _tiny_unet_and_vae()
         vocab = _vocab()
         text_encoder = CLIPTextModel(CLIPTextConfig(
             bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=_TEXT_DIM, intermediate_size=32,
@@ -66,20 +74,14 @@ def save_tiny_stable_diffusion(directory: str | Path, seed: int = 0) -> Path:
 def save_tiny_image_variation(directory: str | Path, seed: int = 2) -> Path:
     """Write a tiny image-variation pipeline (CLIP vision encoder instead of a text encoder)."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionImageVariationPipeline, UNet2DConditionModel
+    from diffusers import DDIMScheduler, StableDiffusionImageVariationPipeline
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     from augflow.generative.models import quiet_loading
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(
-            block_out_channels=(8, 16), layers_per_block=1, sample_size=16, in_channels=4, out_channels=4,
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            cross_attention_dim=_TEXT_DIM, norm_num_groups=4, attention_head_dim=2)
-        vae = AutoencoderKL(
-            block_out_channels=(8, 16), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=4,
-            down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2, sample_size=32)
+        unet, vae = _tiny_unet_and_vae()
         encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
             hidden_size=_TEXT_DIM, intermediate_size=32, num_attention_heads=2, num_hidden_layers=2, image_size=32,
             patch_size=8, projection_dim=_TEXT_DIM, layer_norm_eps=1e-5))

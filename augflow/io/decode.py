@@ -19,6 +19,8 @@ from typing import Literal, Union
 import numpy as np
 from PIL import Image, ImageOps
 
+from augflow.errors import AugflowError
+
 Source = Union[str, os.PathLike, bytes, bytearray, memoryview]
 Mode = Literal["auto", "rgb", "rgba", "gray"]
 Backend = Literal["pillow", "opencv"]
@@ -27,7 +29,7 @@ _EXIF_ORIENTATION = 0x0112
 _MODES = ("auto", "rgb", "rgba", "gray")
 
 
-class MissingImageError(FileNotFoundError):
+class MissingImageError(AugflowError, FileNotFoundError):
     """The image path does not exist."""
 
     def __init__(self, path: str):
@@ -38,7 +40,7 @@ class MissingImageError(FileNotFoundError):
         return f"image file not found: {self.path}"
 
 
-class ImageDecodeError(ValueError):
+class ImageDecodeError(AugflowError, ValueError):
     """The file or bytes exist but are not a decodable image (empty, truncated, corrupt, other format)."""
 
     def __init__(self, path: str, reason: str):

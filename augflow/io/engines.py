@@ -17,13 +17,30 @@ import pickle
 import queue as queue_mod
 import re
 import signal
+import time
 import warnings
 from typing import Any, Callable
 
-from augflow.io.materialize import Job, MaterializeError, run_shard
+from augflow.io.materialize import Job, MaterializeError, Summary, finalize, run_shard
 
 _CTX: dict[str, Any] = {}
 _QUEUE: Any = None
+
+
+def run(job: Job, *, engine: str = "local", workers: int = 1, on_error: str = "raise",
+        progress: Callable[[int], None] | None = None) -> Summary:
+    """Do the job's shards that are not done on `engine`, then finalize. `progress(n)` is called
+    as outputs finish."""
+    runner = ENGINES.get(engine)
+    if runner is None:
+        raise MaterializeError(f"unknown engine {engine!r} (allowed: {', '.join(ENGINES)})")
+    start = time.perf_counter()
+    todo = [s for s in range(job.n_shards) if s not in job.done]
+    runner(job, job.context(on_error), todo, workers, progress)
+    try:
+        return finalize(job, time.perf_counter() - start)
+    finally:
+        job.release()
 
 
 def run_local(job: Job, ctx: dict, todo: list[int], workers: int,
@@ -162,3 +179,6 @@ def _shard_error(exc: BaseException) -> str | None:
         if match:
             return match.group(1).strip()
     return None
+
+
+ENGINES: dict[str, Callable[..., None]] = {"local": run_local, "ray": run_ray}

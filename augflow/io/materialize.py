@@ -9,7 +9,8 @@ call twice. Outputs are grouped in fixed shards of `shard_size`; a shard is the 
 by one process, and is recorded as done (its manifest part written) only after its data is
 closed and renamed into place. A rerun skips recorded shards and redoes the others from scratch,
 so a `kill -9` at any moment followed by a rerun gives the same bytes as an uninterrupted run,
-and the worker count or engine (local processes, Ray) never changes a byte.
+and the worker count or engine (local processes, Ray) never changes a byte. This module describes
+the job; `io/engines.py` runs its shards (`engines.run(job, engine=...)`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import fcntl
 import hashlib
 import json
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from augflow import seeding
+from augflow.errors import AugflowError
 from augflow.generative import cache as gen_cache
 from augflow.io import writers
 from augflow.io.sources import DEFAULT_MAX_PIXELS, Item, Source, load_item, open_source
@@ -36,7 +37,7 @@ _JOB_DIR = ".augflow"
 _CACHE_DIR = "cache"     # generative results, under _JOB_DIR; content-addressed, so kept on --overwrite
 
 
-class MaterializeError(RuntimeError):
+class MaterializeError(AugflowError, RuntimeError):
     """A job that cannot start or continue; the message says what to do."""
 
 
@@ -385,23 +386,3 @@ def finalize(job: Job, seconds: float = 0.0) -> Summary:
     summary.written = sum(r["status"] == "ok" for r in rows)
     summary.errors = [(r["source"], r["error"]) for r in rows if r["status"] != "ok"]
     return summary
-
-
-def run(job: Job, *, engine: str = "local", workers: int = 1, on_error: str = "raise",
-        progress: Callable[[int], None] | None = None) -> Summary:
-    """Do the shards that are not done, then finalize. `progress(n)` is called as outputs finish."""
-    start = time.perf_counter()
-    todo = [s for s in range(job.n_shards) if s not in job.done]
-    ctx = job.context(on_error)
-    if engine == "ray":
-        from augflow.io.engines import run_ray
-        run_ray(job, ctx, todo, workers, progress)
-    elif engine == "local":
-        from augflow.io.engines import run_local
-        run_local(job, ctx, todo, workers, progress)
-    else:
-        raise MaterializeError(f"unknown engine {engine!r} (allowed: local, ray)")
-    try:
-        return finalize(job, time.perf_counter() - start)
-    finally:
-        job.release()

@@ -24,12 +24,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Mapping
 
+from augflow.errors import AugflowError
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 IMAGE_COLUMNS = ("image", "path", "file", "filename", "img")
 LABEL_COLUMNS = ("label", "class", "target", "labels")
 
 
-class ReaderError(ValueError):
+class ReaderError(AugflowError, ValueError):
     """An input the loader cannot list (unknown layout, manifest without an image column...)."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from augflow.errors import AugflowError
 from augflow.io.decode import ImageDecodeError, MissingImageError, load_image
 from augflow.sample import default_field_spec
 
@@ -34,7 +35,7 @@ DEFAULT_MAX_PIXELS = 89_478_485   # Pillow's own decompression-bomb threshold; t
 _RAISE_LIMIT = "raise it with --max-pixels, or max_pixels= in pipe.compile()"
 
 
-class SourceError(ValueError):
+class SourceError(AugflowError, ValueError):
     """A source that cannot be listed (unknown layout, malformed manifest line)."""
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from augflow.sample import Sample
+from augflow.errors import AugflowError
+from augflow.sample import Sample, kinds_where
 
 TMP_MARK = ".~tmp-"          # temp files carry this in their name; a resumed run deletes leftovers
 FORMATS = ("folder", "webdataset", "parquet", "hf")
@@ -27,7 +28,7 @@ IMAGE_FORMATS = ("png", "jpeg")
 _SAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(AugflowError, ValueError):
     """A path derived from the input (a label, a key) that would land outside the output folder."""
 
 
@@ -128,6 +129,12 @@ def encode_array(arr: np.ndarray, kind: str, image_format: str = "png") -> tuple
     return "png", buf.getvalue()
 
 
+# How each kind is written (the `write` column of `sample.KINDS`).
+_IMAGE_FILES = kinds_where(write="image")
+_JSON_ONLY = kinds_where(write="json")
+_NEGATIVES = kinds_where(write="negatives")
+
+
 def encode_sample(out: Sample, image_format: str = "png") -> tuple[list[tuple[str, str, bytes]], dict[str, Any]]:
     """A sample -> ([(column, extension, bytes)], JSON fields). Images and masks become files;
     boxes, keypoints, text and other plain values go to the JSON fields. Views (`view0`, `weak`)
@@ -144,20 +151,45 @@ def encode_sample(out: Sample, image_format: str = "png") -> tuple[list[tuple[st
             column = f"{prefix}{name}"
             if not prefix and name in views and isinstance(value, dict):
                 visit(f"{name}_", value)
-            elif kind == "negatives" and isinstance(value, list):   # image negatives as files beside the positive
-                from augflow.negatives.record import encode_negatives
+            elif kind in _NEGATIVES and isinstance(value, list):   # image negatives as files beside the positive
                 neg_files, neg_meta = encode_negatives(column, value, image_format)
                 files.extend(neg_files)
                 meta.update(neg_meta)
-            elif isinstance(value, np.ndarray) and kind in ("image", "mask", "masks") and value.ndim >= 2:
+            elif isinstance(value, np.ndarray) and kind in _IMAGE_FILES and value.ndim >= 2:
                 files.append((column, *encode_array(value, kind, image_format)))
-            elif isinstance(value, np.ndarray) and kind not in ("bboxes", "keypoints", "label"):
+            elif isinstance(value, np.ndarray) and kind not in _JSON_ONLY:
                 files.append((column, "npy", _npy(value)))      # embeddings and other arrays, exact
             elif column != "label":
                 meta[column] = _jsonable(value)
 
     visit("", dict(out))
     return files, meta
+
+
+def encode_negatives(column: str, items: list[dict[str, Any]], image_format: str = "png"
+                     ) -> tuple[list[tuple[str, str, bytes]], dict[str, Any]]:
+    """(files [(column, extension, bytes)], {column: records}) for one sample's negatives field.
+
+    Image negatives become files next to the positive's (`<key>.negatives_0.png` in the folder and
+    WebDataset layouts; columns `negatives_0`, ... in table layouts, which need the same number of
+    image negatives in every output); the manifest row's `fields` JSON gets one record per
+    negative: its op, kind, source field, info, and either its text or the file that holds it.
+    """
+    files: list[tuple[str, str, bytes]] = []
+    records = []
+    for i, item in enumerate(items):
+        rec = {"op": item.get("op"), "kind": item.get("kind"), "source": item.get("source"),
+               "info": _jsonable(item.get("info", {}))}
+        value = to_hwc(item.get("value"), item.get("kind"))
+        if isinstance(value, np.ndarray) and item.get("kind") == "image" and value.ndim >= 2:
+            name = f"{column}_{i}"
+            ext, data = encode_array(value, "image", image_format)
+            files.append((name, ext, data))
+            rec["file"] = f"{name}.{ext}"
+        else:
+            rec["value"] = _jsonable(value)
+        records.append(rec)
+    return files, {column: records}
 
 
 def _jsonable(value: Any) -> Any:

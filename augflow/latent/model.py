@@ -233,7 +233,7 @@ class HistAug(nn.Module):
     def save(self, directory: str | Path) -> Path:
         """Write `config.json` (dims, op vocabulary, pipeline, scores) and the weights
         (safetensors when installed, else `torch.save`) into `directory`."""
-        from augflow.train.common import write_json
+        from augflow.io.writers import atomic_write
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
@@ -248,7 +248,7 @@ class HistAug(nn.Module):
             stale = directory / WEIGHTS_TORCH
         if stale.exists():
             stale.unlink()
-        write_json(directory / CONFIG_FILE, self.config())
+        atomic_write(directory / CONFIG_FILE, json.dumps(self.config(), indent=2).encode("utf-8"))
         return directory
 
     @classmethod

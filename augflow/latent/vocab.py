@@ -32,6 +32,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from augflow.errors import AugflowError
 from augflow.params_codec import from_jsonable
 from augflow.sample import Provenance
 
@@ -40,7 +41,7 @@ _MAX_ELEMENTS = 16       # fixed-length arrays up to this size become one leaf p
 _IGNORED_KEYS = ("seed",)
 
 
-class VocabularyError(ValueError):
+class VocabularyError(AugflowError, ValueError):
     """A provenance that does not fit the vocabulary (another pipeline, or an unseen value)."""
 
 

@@ -1,59 +1,28 @@
-"""Built-in op families. Importing this package registers them all.
+"""Built-in op families, one module each. Importing this package registers nothing: the
+registry imports the families listed in `augflow/_builtins.py` the first time an op is looked up.
 
-Each family is one module; adding an op means copying the shape of a neighbour in its family
-module and decorating it with `@register`.
+Adding an op means copying the shape of a neighbour in its family module and decorating it with
+`@register`; a new family module is also added to `augflow/_builtins.py`.
 """
 
-import importlib
 import sys
 import types
+import warnings
 
 from augflow.ops.base import Op, Schema
 
 
-class _OpsPackage(types.ModuleType):
-    """`augflow.ops` is this package *and* the catalogue function: `augflow.ops()` lists every op,
-    while `import augflow.ops.auto` still imports a family module."""
+class _DeprecatedCallablePackage(types.ModuleType):
+    """Kept only so that the old `augflow.ops()` still answers (with a DeprecationWarning);
+    `augflow.list_ops()` is the catalogue."""
 
     def __call__(self, family: str | None = None) -> list[dict]:
+        warnings.warn("augflow.ops() is deprecated; use augflow.list_ops()", DeprecationWarning, stacklevel=2)
         from augflow.registry import ops
 
         return ops(family)
 
 
-sys.modules[__name__].__class__ = _OpsPackage
-
-_FAMILIES = (
-    "augflow.ops.adapters.albumentations",
-    "augflow.ops.tensor",
-    "augflow.ops.auto",
-    "augflow.ops.random_field",
-    "augflow.ops.corruptions",
-    "augflow.latent.op",
-    "augflow.generative.conditioning",
-    "augflow.generative.mask_conditioned",
-    "augflow.generative.day_to_night",
-    "augflow.generative.night",
-    "augflow.ops.batch.kernels",
-    "augflow.ops.batch.mixing",
-    "augflow.ops.batch.resizemix",
-    "augflow.ops.batch.mosaic",
-    "augflow.ops.batch.copy_paste",
-    "augflow.negatives.noise",
-    "augflow.negatives.text",
-    "augflow.negatives.image",
-)
-
-
-def _load_families() -> None:
-    for module in _FAMILIES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:   # a family that exists but fails to import is a real error
-                raise
-
-
-_load_families()
+sys.modules[__name__].__class__ = _DeprecatedCallablePackage
 
 __all__ = ["Op", "Schema"]

@@ -18,6 +18,8 @@ from typing import Any, Iterable, Iterator
 
 import torch
 
+from augflow.io.writers import atomic_write
+
 CHECKPOINT_NAME = "last.pt"
 
 
@@ -50,11 +52,7 @@ def load_checkpoint(directory: str | Path, name: str = CHECKPOINT_NAME, map_loca
 
 def write_json(path: str | Path, data: Any) -> None:
     """Atomic JSON write (same reason as `save_checkpoint`)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(Path(path), json.dumps(data, indent=2, sort_keys=False).encode("utf-8"))
 
 
 def progress(iterable: Iterable | None = None, *, total: int | None = None, desc: str = "", enabled: bool = True,

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from augflow.tta.config import TTAConfig, Variant, load_tta
-from augflow.tta.image import TTAReport, describe, model_device
+from augflow.tta.report import TTAReport, describe, model_device
 
 DETECTION_MERGES = ("wbf", "nms", "soft_nms", "mean")
 CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")

@@ -21,32 +21,7 @@ import torch
 
 from augflow.tta.config import DENSE_TASKS, TASKS, TTAConfig, Variant, load_tta
 from augflow.tta.merge import CLASS_MERGES, COORD_MERGES, Merger, entropy, to_probs
-
-
-@dataclass
-class TTAReport:
-    """How much augmenting happened: inputs seen, inputs augmented, model calls and images sent."""
-
-    inputs: int = 0
-    augmented: int = 0
-    model_calls: int = 0
-    model_inputs: int = 0
-    views: int = 0
-
-    @property
-    def rate(self) -> float:
-        return self.augmented / self.inputs if self.inputs else 0.0
-
-    def add(self, other: "TTAReport") -> None:
-        self.inputs += other.inputs
-        self.augmented += other.augmented
-        self.model_calls += other.model_calls
-        self.model_inputs += other.model_inputs
-        self.views = other.views
-
-    def __str__(self) -> str:
-        return (f"augmented {self.augmented} of {self.inputs} inputs ({100 * self.rate:.1f}%) with {self.views} views; "
-                f"{self.model_calls} model calls on {self.model_inputs} images")
+from augflow.tta.report import TTAReport, describe, model_device  # noqa: F401  (public here too)
 
 
 @dataclass
@@ -66,14 +41,6 @@ class TTAResult:
     report: TTAReport = field(default_factory=TTAReport)
 
 
-def model_device(model: Any) -> torch.device | None:
-    for tensors in (getattr(model, "parameters", None), getattr(model, "buffers", None)):
-        if callable(tensors):
-            for t in tensors():
-                return t.device
-    return None
-
-
 def prediction_tensor(out: Any) -> torch.Tensor:
     """The tensor in a model output: a tensor, `.logits` (Hugging Face), or dict 'out'/'logits'."""
     if isinstance(out, torch.Tensor):
@@ -86,10 +53,6 @@ def prediction_tensor(out: Any) -> torch.Tensor:
                 return out[key]
     raise TypeError(f"the model returned {type(out).__name__}; TTA needs a tensor (or .logits, or a dict with "
                     "'out'/'logits'); pass output_fn= to pick the prediction out of it")
-
-
-def describe(variant: Variant) -> str:
-    return "original" if not variant else ",".join(t.describe(v) for t, v in variant)
 
 
 class TTA:

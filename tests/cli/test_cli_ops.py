@@ -11,7 +11,7 @@ def test_catalogue_lists_every_registered_op():
     lines = proc.stdout.splitlines()
     assert lines[1].split("\t") == ["op", "family", "backends", "targets", "summary"]
     names = {line.split("\t")[0].split(" ")[0] for line in lines[2:]}
-    assert names == {row["name"] for row in augflow.ops()}
+    assert names == {row["name"] for row in augflow.list_ops()}
 
 
 def test_one_op_shows_parameters_with_types_defaults_and_ranges():

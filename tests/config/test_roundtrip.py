@@ -1,4 +1,4 @@
-"""from_yaml / to_yaml round trip, the JSON Schema for editors, and the `augflow.ops()` catalogue."""
+"""from_yaml / to_yaml round trip, the JSON Schema for editors, and the `augflow.list_ops()` catalogue."""
 
 import warnings
 from pathlib import Path
@@ -127,7 +127,7 @@ def test_json_schema_rejects_what_the_loader_rejects(validator, bad):
 
 # ---- catalogue ----------------------------------------------------------------------------------
 def test_ops_lists_every_registered_op_with_its_parameters():
-    ops = {row["name"]: row for row in augflow.ops()}
+    ops = {row["name"]: row for row in augflow.list_ops()}
     assert "albumentations.RandomResizedCrop" in ops and "to_tensor" in ops
     rrc = ops["albumentations.RandomResizedCrop"]
     assert rrc["family"] == "albumentations.crops" and "random_resized_crop" in rrc["aliases"]
@@ -139,6 +139,6 @@ def test_ops_lists_every_registered_op_with_its_parameters():
 
 
 def test_ops_filters_by_family():
-    crops = augflow.ops("albumentations.crops")
+    crops = augflow.list_ops("albumentations.crops")
     assert crops and all(row["family"] == "albumentations.crops" for row in crops)
     assert {"albumentations.RandomCrop", "albumentations.CenterCrop"} <= {row["name"] for row in crops}

@@ -12,6 +12,7 @@ pytest.importorskip("diffusers", reason="the generative ops need the diffusers e
 
 from augflow import Pipeline  # noqa: E402
 from augflow.generative import cache, models, use_cache_dir  # noqa: E402
+from augflow.io import engines  # noqa: E402
 from augflow.io import materialize as mat  # noqa: E402
 from augflow.io.sources import load_item  # noqa: E402
 
@@ -28,7 +29,7 @@ def test_offline_diffusion_is_prompted_by_folder_name_cached_in_output_and_repla
     (tmp_path / "p.yaml").write_text(json.dumps(spec))
     job = mat.plan(mat.JobOptions(pipeline=str(tmp_path / "p.yaml"), input=str(tmp_path / "in"),
                                   output=str(tmp_path / "out"), manifest="jsonl"))
-    mat.run(job)
+    engines.run(job)
     rows = [json.loads(line) for line in (tmp_path / "out" / "manifest.jsonl").read_text().splitlines()]
     assert [r["provenance"][-1]["params"]["prompt"] for r in rows] == ["a photo of a cat", "a photo of a dog"]
     assert list((tmp_path / "out" / ".augflow" / "cache").rglob("*.npy"))

@@ -5,6 +5,7 @@ import json
 import pytest
 from PIL import Image
 
+from augflow.io import engines
 from augflow.io import materialize as mat
 
 PIPELINE = {"augflow": 1, "seed": 5, "sample": [{"random_resized_crop": {"size": [32, 32]}},
@@ -45,7 +46,7 @@ def test_a_rerun_does_only_the_shards_not_recorded(tmp_path, job_args):
     job.release()                                          # as the end of a killed process would
     again = mat.plan(mat.JobOptions(output=str(out), **job_args))
     assert again.done == {1}
-    summary = mat.run(again)
+    summary = engines.run(again)
     assert summary.written == 6 and summary.shards_already_done == 1
     rows = [json.loads(line) for line in (out / ".augflow" / "parts" / "part-00001.jsonl").read_text().splitlines()]
     assert [(r["source_index"], r["copy"]) for r in rows] == [(0, 2), (1, 0)]     # outputs 2, 3: i = j // 3

@@ -8,6 +8,7 @@ from PIL import Image
 
 from augflow import Pipeline
 from augflow.generative.night import night
+from augflow.io import engines
 from augflow.io import materialize as mat
 from augflow.io.sources import load_item, open_source
 
@@ -29,7 +30,7 @@ def job(tmp_path, astronaut, chelsea):
 
 
 def _rows(job) -> list[dict]:
-    mat.run(job)
+    engines.run(job)
     return [json.loads(line) for line in (job.root / "manifest.jsonl").read_text().splitlines()]
 
 

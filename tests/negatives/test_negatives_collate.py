@@ -109,6 +109,7 @@ def test_materialize_writes_negatives_beside_their_positive(noise_bank_path, tmp
     from skimage import data
 
     from augflow.io import load_image
+    from augflow.io import engines
     from augflow.io import materialize as mat
 
     photos = tmp_path / "photos" / "space"
@@ -119,7 +120,7 @@ def test_materialize_writes_negatives_beside_their_positive(noise_bank_path, tmp
     yaml_path.write_text(f"augflow: 1\nnegatives:\n  - noise_negatives: {{noise_bank: {noise_bank_path}, k: 2}}\n")
     out = tmp_path / "out"
     job = mat.plan(mat.JobOptions(str(yaml_path), str(tmp_path / "photos"), str(out), manifest="jsonl"))
-    mat.run(job, workers=1)
+    engines.run(job, workers=1)
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     pipe = Pipeline.from_yaml(yaml_path)
     assert len(rows) == 2

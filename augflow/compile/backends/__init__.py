@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from augflow import registry
+from augflow.errors import AugflowError
 
 # Measured on this project's 2-core CPU machine (bench/compile_loader.py, results in
 # bench/RESULTS.md): the ImageNet-style training pipeline on 500x375 JPEGs, decode
@@ -21,7 +22,7 @@ MEASURED_SOURCE = ("bench/compile_loader.py: augflow's own backends, one CPU cor
                    "500x375 JPEGs")
 
 
-class BackendError(ValueError):
+class BackendError(AugflowError, ValueError):
     """An op that the chosen backend does not have, or a stage a backend cannot run."""
 
 

@@ -22,6 +22,7 @@ process runs the batch stage on the target device.
 
 from __future__ import annotations
 
+from augflow.errors import BadSampleError
 import math
 import os
 import warnings
@@ -35,15 +36,12 @@ from augflow import seeding
 from augflow.compile.batch_stage import BatchStage
 from augflow.compile.plan import Plan
 from augflow.compile.sample_stage import SampleStage
-from augflow.sample import resolve_field_specs
+from augflow.sample import kinds_where, resolve_field_specs
 
 _SHUFFLE_STREAM = 2
 ERRORS_KEY = "_errors"          # a batch's skipped samples, from the worker that collated it
 ON_ERROR = ("raise", "skip")
 
-
-class BadSampleError(ValueError):
-    """A sample the loader could not read or augment; the message names its index and source."""
 
 
 class SkippedSample(NamedTuple):
@@ -177,10 +175,15 @@ class Collate:
         return out
 
 
+# How each kind is collated (the `collate` column of `sample.KINDS`).
+_LISTED = kinds_where(collate="list")
+_NEGATIVES = kinds_where(collate="negatives")
+
+
 def collate(samples: list[dict[str, Any]], fields: dict) -> dict[str, Any]:
     specs = resolve_field_specs(samples[0].keys(), fields)
-    negatives = {n for n, s in specs.items() if s.kind == "negatives"}
-    listed = {n for n, s in specs.items() if s.kind in ("bboxes", "keypoints", "masks")}
+    negatives = {n for n, s in specs.items() if s.kind in _NEGATIVES}
+    listed = {n for n, s in specs.items() if s.kind in _LISTED}
     listed |= {lf for n in listed for lf in specs[n].label_fields}
     out: dict[str, Any] = {}
     for key in samples[0]:

@@ -32,11 +32,12 @@ from augflow import registry  # noqa: E402
 from augflow.config.errors import SampleError  # noqa: E402
 from augflow.ops.base import Op  # noqa: E402
 from augflow.params_codec import from_jsonable, to_jsonable  # noqa: E402
-from augflow.sample import FieldSpec, Sample  # noqa: E402
+from augflow.sample import KINDS, FieldSpec, Sample, kinds_where  # noqa: E402
 
 _ABSTRACT = {"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D"}
 _BULKY_ELEMENTS = 4096  # sampled arrays larger than this are recorded as a seed, not values
 _UINT16_MAX = 65535.0
+_DENSE_KINDS = kinds_where(dense=True)     # declared to a transform as extra targets when repeated
 
 
 class NumpyBackedRandom(random.Random):
@@ -158,12 +159,10 @@ def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processor
         if name not in sample:
             continue
         kind = spec.kind
-        if kind == "image":
-            key = "image" if "image" not in data else name
-        elif kind in ("mask", "masks", "bboxes", "keypoints", "volume", "mask3d"):
-            key = kind if kind not in data else name
-        else:
+        target = KINDS[kind].albumentations if kind in KINDS else None
+        if target is None:
             continue
+        key = target if target not in data else name   # a second image/mask goes under its own name
         data[key] = sample[name]
         names[key] = name
         if kind in ("bboxes", "keypoints"):
@@ -326,7 +325,7 @@ def _register_extra_targets(state: _ThreadState, sample: Sample, names: dict[str
         if key in state.transform.available_keys or key in state.extra_keys:
             continue
         spec = sample.specs.get(name)
-        if spec is not None and spec.kind in ("image", "mask", "masks", "volume", "mask3d"):
+        if spec is not None and spec.kind in _DENSE_KINDS:
             wanted[key] = spec.kind
     if wanted:
         state.transform.add_targets(wanted)

@@ -21,6 +21,7 @@ conversion warns. `pipeline_to_compose(pipe)` goes back when every op is an albu
 
 from __future__ import annotations
 
+from augflow.errors import AlbumentationsConversionError
 import functools
 import inspect
 import json
@@ -41,9 +42,6 @@ _KEYPOINT_DEFAULTS = {"remove_invisible": True, "angle_in_degrees": True, "check
 _COMPOSE_KEYS = {"__class_fullname__", "transforms", "p", "bbox_params", "keypoint_params", "additional_targets",
                  "is_check_shapes", "strict", "mask_interpolation", "seed", "save_applied_params"}
 
-
-class AlbumentationsConversionError(ValueError):
-    """A composition that has no augflow counterpart (or a pipeline with no albumentations one)."""
 
 
 # ---- albumentations -> augflow ----------------------------------------------------------------

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from augflow.ops.batch import geometry as geo
-from augflow.ops.batch.kernels import BatchContext, to_float
+from augflow.ops.batch.kernels import BatchContext
 from augflow.ops.batch.mixing import _TARGETS
-from augflow.ops.batch.paste import BatchOnlyOp, MixParams, _carry_labels, _np, clone_batch, mix_labels, partner
+from augflow.ops.batch.paste import BatchOnlyOp, MixParams, _carry_labels, _np, mix_labels, partner, start_mix
 from augflow.registry import register
 
 
@@ -46,10 +46,8 @@ class CopyPaste(BatchOnlyOp):
         if not names:
             raise ValueError("copy_paste needs instance masks: a 'masks' field (one N x H x W array per sample)")
         inst = names[0]
-        to_float(batch, ctx)
-        orig, new = batch, clone_batch(batch)
+        orig, new, weights = start_mix(batch, params, ctx)
         n = len(params)
-        weights: list = [None] * n
         for i, p in enumerate(params):
             if p is None:
                 continue

@@ -110,6 +110,15 @@ def op_settings(op: Any) -> dict[str, Any]:
     return settings
 
 
+def normalize_stats(op: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A Normalize op's mean and std in pixel units (albumentations: mean * max_pixel_value)."""
+    cfg = op_settings(op)
+    mpv = float(cfg.get("max_pixel_value") or 255.0)
+    mean = tuple(float(v) * mpv for v in np.atleast_1d(cfg["mean"]))
+    std = tuple(float(v) * mpv for v in np.atleast_1d(cfg["std"]))
+    return mean, std
+
+
 def is_matrix_op(name: str, cfg: Mapping[str, Any] | None = None) -> bool:
     """Whether the op's effect is one affine matrix for every draw of its parameters."""
     if name not in MATRIX_OPS:

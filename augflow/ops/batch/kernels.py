@@ -242,12 +242,18 @@ def _select(values: Any, keep: np.ndarray) -> Any:
     return [v for v, k in zip(values, keep) if k]
 
 
-def image_hw(batch: dict, ctx: BatchContext) -> tuple[int, int]:
+def first_image(batch: dict, ctx: BatchContext) -> torch.Tensor:
+    """The batch's first image tensor: its height and width, and its length, are the batch's."""
     for name in ctx.names("image"):
         x = batch.get(name)
         if isinstance(x, torch.Tensor):
-            return int(x.shape[-2]), int(x.shape[-1])
+            return x
     raise ValueError("the batch has no image field")
+
+
+def image_hw(batch: dict, ctx: BatchContext) -> tuple[int, int]:
+    x = first_image(batch, ctx)
+    return int(x.shape[-2]), int(x.shape[-1])
 
 
 def _geometric(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
@@ -356,9 +362,7 @@ def to_gray(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
 
 @kernel("albumentations.Normalize")
 def normalize(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
-    from augflow.compile.plan import FusedNormalize
-
-    spec = FusedNormalize.from_op(op)
+    mean, std = geo.normalize_stats(op)
     idx = [i for i, p in enumerate(params) if p is not None]
     if not idx:
         return batch
@@ -367,10 +371,10 @@ def normalize(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
         if not isinstance(x, torch.Tensor):
             continue
         if len(idx) == x.shape[0]:
-            batch[name] = normalize_tensor(x, spec.mean, spec.std)
+            batch[name] = normalize_tensor(x, mean, std)
         else:   # p < 1: the skipped elements stay in [0, 1]
             x = x.float().mul_(1 / 255.0) if x.dtype == torch.uint8 else x.clone()
-            x[idx] = normalize_tensor(x[idx], spec.mean, spec.std)
+            x[idx] = normalize_tensor(x[idx], mean, std)
             batch[name] = x
     return batch
 

@@ -14,8 +14,8 @@ import math
 import numpy as np
 import torch
 
-from augflow.ops.batch.kernels import BatchContext, to_float
-from augflow.ops.batch.paste import BatchOnlyOp, MixParams, clone_batch, label_fields, mix_labels, partner, paste_rect
+from augflow.ops.batch.kernels import BatchContext, first_image, image_hw
+from augflow.ops.batch.paste import BatchOnlyOp, MixParams, label_fields, mix_labels, partner, paste_rect, start_mix
 from augflow.registry import register
 
 _TARGETS = {"image", "mask", "masks", "bboxes", "keypoints", "label"}
@@ -33,10 +33,8 @@ class MixUp(BatchOnlyOp):
         return {"lam": float(rng.beta(a, a)) if a > 0 else 1.0, "partner": float(rng.random())}
 
     def apply_batch(self, batch: dict, params: list, ctx: BatchContext) -> dict:
-        to_float(batch, ctx)
-        orig, new = batch, clone_batch(batch)
+        orig, new, weights = start_mix(batch, params, ctx)
         n = len(params)
-        weights: list = [None] * n
         for i, p in enumerate(params):
             if p is None:
                 continue
@@ -91,10 +89,7 @@ def record_mix(orig: dict, new: dict, ctx: BatchContext, pasted: dict[int, tuple
 
 
 def _batch_size(batch: dict, ctx: BatchContext) -> int:
-    for name in ctx.names("image"):
-        if isinstance(batch.get(name), torch.Tensor):
-            return int(batch[name].shape[0])
-    raise ValueError("the batch has no image field")
+    return int(first_image(batch, ctx).shape[0])
 
 
 @register("cutmix", targets=_TARGETS, family="batch", backends=("kornia",))
@@ -111,11 +106,9 @@ class CutMix(BatchOnlyOp):
                 "cy": float(rng.random()), "partner": float(rng.random())}
 
     def apply_batch(self, batch: dict, params: list, ctx: BatchContext) -> dict:
-        to_float(batch, ctx)
-        orig, new = batch, clone_batch(batch)
+        orig, new, weights = start_mix(batch, params, ctx)
         n = len(params)
-        hw = next(tuple(orig[nm].shape[-2:]) for nm in ctx.names("image") if isinstance(orig.get(nm), torch.Tensor))
-        weights: list = [None] * n
+        hw = image_hw(orig, ctx)
         pasted = {}
         for i, p in enumerate(params):
             if p is None:

@@ -8,11 +8,9 @@ labels mixed by each quadrant's area.
 
 from __future__ import annotations
 
-import torch
-
-from augflow.ops.batch.kernels import BatchContext, to_float
+from augflow.ops.batch.kernels import BatchContext, image_hw
 from augflow.ops.batch.mixing import _TARGETS
-from augflow.ops.batch.paste import BatchOnlyOp, MixParams, clear_element, clone_batch, mix_labels, partner, paste_rect
+from augflow.ops.batch.paste import BatchOnlyOp, MixParams, clear_element, mix_labels, partner, paste_rect, start_mix
 from augflow.registry import register
 
 
@@ -29,11 +27,9 @@ class Mosaic(BatchOnlyOp):
                 "partners": [float(rng.random()) for _ in range(3)]}
 
     def apply_batch(self, batch: dict, params: list, ctx: BatchContext) -> dict:
-        to_float(batch, ctx)
-        orig, new = batch, clone_batch(batch)
+        orig, new, weights = start_mix(batch, params, ctx)
         n = len(params)
-        h, w = next(tuple(orig[nm].shape[-2:]) for nm in ctx.names("image") if isinstance(orig.get(nm), torch.Tensor))
-        weights: list = [None] * n
+        h, w = image_hw(orig, ctx)
         for i, p in enumerate(params):
             if p is None:
                 continue

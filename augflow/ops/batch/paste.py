@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from augflow.ops.base import Op, Schema
 from augflow.ops.batch import geometry as geo
-from augflow.ops.batch.kernels import BatchContext
+from augflow.ops.batch.kernels import BatchContext, image_hw, to_float
 
 Rect = tuple[int, int, int, int]   # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 
@@ -46,6 +46,13 @@ def partner(u: float, i: int, n: int) -> int:
 def clone_batch(batch: dict) -> dict:
     return {k: (v.clone() if isinstance(v, torch.Tensor) else list(v) if isinstance(v, list) else v)
             for k, v in batch.items()}
+
+
+def start_mix(batch: dict, params: list, ctx: BatchContext) -> tuple[dict, dict, list]:
+    """How every mixing op starts: images as float, the batch to read from, a copy to write into,
+    and one label-weights slot per element (None: the element keeps its own label)."""
+    to_float(batch, ctx)
+    return batch, clone_batch(batch), [None] * len(params)
 
 
 # ---- labels ------------------------------------------------------------------------------------------
@@ -117,7 +124,7 @@ def paste_rect(orig: dict, new: dict, ctx: BatchContext, i: int, j: int, src: Re
             new[name][i, ..., dy0:dy1, dx0:dx1] = patch if x.dim() == 4 else patch[0]
     sx, sy = dw / (sx1 - sx0), dh / (sy1 - sy0)
     m = np.array([[sx, 0, dx0 - sx0 * sx], [0, sy, dy0 - sy0 * sy], [0, 0, 1]])  # continuous coordinates
-    hw = _hw(orig, ctx)
+    hw = image_hw(orig, ctx)
     carried: set[str] = set()   # a label field shared by boxes and masks moves once
     box_keep: dict[str, tuple] = {}   # which boxes stayed: instance masks follow them
     for name in ctx.names("bboxes"):
@@ -229,14 +236,6 @@ def _visible_outside(b: np.ndarray, r: Rect) -> np.ndarray:
     ih = np.clip(np.minimum(b[:, 3], r[3]) - np.maximum(b[:, 1], r[1]), 0, None)
     area = _area(b)
     return np.where(area > 0, 1 - iw * ih / np.maximum(area, 1e-9), 0.0)
-
-
-def _hw(batch: dict, ctx: BatchContext) -> tuple[int, int]:
-    for name in ctx.names("image"):
-        x = batch.get(name)
-        if isinstance(x, torch.Tensor):
-            return int(x.shape[-2]), int(x.shape[-1])
-    raise ValueError("the batch has no image field")
 
 
 def clear_element(new: dict, ctx: BatchContext, i: int) -> None:

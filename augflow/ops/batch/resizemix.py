@@ -6,11 +6,9 @@ shrink with it), and labels mix by the patch's area fraction. Records `batch["mi
 
 from __future__ import annotations
 
-import torch
-
-from augflow.ops.batch.kernels import BatchContext, to_float
+from augflow.ops.batch.kernels import BatchContext, image_hw
 from augflow.ops.batch.mixing import _TARGETS, record_mix
-from augflow.ops.batch.paste import BatchOnlyOp, MixParams, clone_batch, mix_labels, partner, paste_rect
+from augflow.ops.batch.paste import BatchOnlyOp, MixParams, mix_labels, partner, paste_rect, start_mix
 from augflow.registry import register
 
 
@@ -27,11 +25,9 @@ class ResizeMix(BatchOnlyOp):
                 "partner": float(rng.random())}
 
     def apply_batch(self, batch: dict, params: list, ctx: BatchContext) -> dict:
-        to_float(batch, ctx)
-        orig, new = batch, clone_batch(batch)
+        orig, new, weights = start_mix(batch, params, ctx)
         n = len(params)
-        h, w = next(tuple(orig[nm].shape[-2:]) for nm in ctx.names("image") if isinstance(orig.get(nm), torch.Tensor))
-        weights: list = [None] * n
+        h, w = image_hw(orig, ctx)
         pasted = {}
         for i, p in enumerate(params):
             if p is None:

@@ -6,33 +6,9 @@ instead of raising, so the rewriter can fall back to the original text and keep 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    messages: list[dict[str, str]]          # for chat models
-    prompt: str                             # the same content as flat text
-    seed: int
-    temperature: float = 0.7
-    max_new_tokens: int = 64
-    top_p: float = 0.95
-
-
-@dataclass
-class Generation:
-    text: str | None
-    error: str | None = None
-    attempts: int = 1
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-class Backend(Protocol):
-    kind: str
-    model_id: str          # what identifies the model in cache keys
-
-    def generate(self, requests: list[GenerationRequest]) -> list[Generation]: ...
+from augflow.text.backends.base import Backend, Generation, GenerationRequest
 
 
 def build_backend(config: dict[str, Any]) -> Backend:

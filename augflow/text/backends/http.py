@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from augflow.text.backends import Generation, GenerationRequest
+from augflow.text.backends.base import Generation, GenerationRequest
 
 log = logging.getLogger("augflow.text")
 _RETRY_STATUS = {408, 409, 425, 429}

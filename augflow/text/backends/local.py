@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from augflow.text.backends import Generation, GenerationRequest
+from augflow.text.backends.base import Generation, GenerationRequest
 
 log = logging.getLogger("augflow.text")
 _MODELS: dict[tuple, tuple[Any, Any, str]] = {}
