@@ -233,11 +233,32 @@ class WorkerInit:
         import random
 
         import cv2
-        cv2.setNumThreads(1)
+        if cv2.getNumThreads() != 1:   # forked workers inherit 1 from the parent (see start_workers)
+            cv2.setNumThreads(1)
         torch.set_num_threads(1)
         random.seed(self.seed)
         np.random.seed(self.seed % 2**32)
         torch.manual_seed(self.seed)
+
+
+def start_workers(dataloader: torch.utils.data.DataLoader) -> Iterator[Any]:
+    """`iter(dataloader)`, with OpenCV's thread pool shrunk to one thread while workers fork.
+
+    A worker forked while the parent's OpenCV pool has threads inherits the pool without them and
+    deadlocks in its first `cv2.setNumThreads` or parallel call; a pool resized in the parent,
+    before the fork, is consistent in the child. The parent's setting is restored afterwards."""
+    import sys
+    context = dataloader.multiprocessing_context
+    forks = context is None or getattr(context, "get_start_method", lambda: context)() == "fork"
+    if not (dataloader.num_workers and forks and "cv2" in sys.modules):
+        return iter(dataloader)
+    cv2 = sys.modules["cv2"]
+    previous = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        return iter(dataloader)
+    finally:
+        cv2.setNumThreads(previous)
 
 
 def _default_context() -> str | None:
@@ -333,7 +354,7 @@ class CompiledLoader:
 
     def _batches(self, epoch: int) -> Iterator[dict[str, Any]]:
         skipped, first = 0, None
-        for batch in self.dataloader:
+        for batch in start_workers(self.dataloader):
             bad = batch.pop(ERRORS_KEY, None)
             if bad:
                 self.errors.extend(bad)
