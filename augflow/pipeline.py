@@ -76,17 +76,18 @@ class Pipeline:
         self.epoch = int(epoch)
 
     def seed_for(self, sample: Mapping[str, Any] | None = None, seed: int | None = None, index: int | None = None,
-                 epoch: int | None = None) -> tuple[np.random.SeedSequence, dict[str, int]]:
-        """The seed sequence of one call and its JSON description (recorded as `out.seed`)."""
+                 epoch: int | None = None) -> tuple[tuple[int, int, int, int], dict[str, int]]:
+        """The generator key of one call, `(seed, epoch, index, stream)` for `seeding.call_rng`, and
+        its JSON description (recorded as `out.seed`)."""
         epoch = self.epoch if epoch is None else int(epoch)
         if seed is not None:
-            return seeding.explicit_seed(seed), {"seed": int(seed)}
+            return (int(seed), 0, 0, seeding.EXPLICIT_STREAM), {"seed": int(seed)}
         if index is not None:
-            return seeding.call_seed(self.seed, epoch, index), {"pipeline_seed": self.seed, "epoch": epoch,
-                                                               "index": int(index)}
+            return (self.seed, epoch, int(index), seeding.SAMPLE_STREAM), {"pipeline_seed": self.seed, "epoch": epoch,
+                                                                            "index": int(index)}
         key = seeding.content_key(sample or {})
-        return seeding.call_seed(self.seed, epoch, key), {"pipeline_seed": self.seed, "epoch": epoch,
-                                                         "content_key": key}
+        return (self.seed, epoch, key, seeding.SAMPLE_STREAM), {"pipeline_seed": self.seed, "epoch": epoch,
+                                                               "content_key": key}
 
     def __call__(self, sample: Mapping[str, Any], seed: int | None = None, *, index: int | None = None,
                  epoch: int | None = None, offline: bool = False) -> Sample:
@@ -97,14 +98,29 @@ class Pipeline:
         sample-stage draw: the sample-stage output is the one a training loader gets (which never
         runs `offline:`), and the offline ops are recorded in provenance, so `replay` redoes both.
         """
-        seed_seq, seed_info = self.seed_for(sample, seed, index, epoch)
-        rng = seeding.generator(seed_seq)
+        key, seed_info = self.seed_for(sample, seed, index, epoch)
         base, squeezed = self.prepare(sample)
         base.seed = seed_info
-        base = run_steps(self._shared_steps(), base, rng)
-        base = run_steps(self.spec.negatives, base, rng)   # `negatives:` section: after shared ops, before views
+        with seeding.call_rng(*key) as rng:
+            base = self.run_shared(base, rng)
+            base = self.run_negatives(base, rng)
+            return self.run_views(base, rng, squeezed, offline=offline)
+
+    # ---- the stages of a call, in order (the compiler runs them too) -------------------------
+    def run_shared(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        """The `sample:` ops before any view split."""
+        return run_steps(self._shared_steps(), sample, rng)
+
+    def run_negatives(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        """The `negatives:` section: after the shared ops, before views."""
+        return run_steps(self.spec.negatives, sample, rng) if self.spec.negatives else sample
+
+    def run_views(self, base: Sample, rng: np.random.Generator, squeezed: set[str] = frozenset(),
+                  offline: bool = False) -> Sample:
+        """Each view's ops on its own copy of `base`, then (`offline=True`) the `offline:` section,
+        then the views assembled into one output; without views, just the offline section."""
         offline_steps = self.spec.offline if offline else []
-        views = self._view_steps()
+        views = self.view_steps()
         if not views:
             return _restore_gray(run_steps(offline_steps, base, rng), squeezed)
         outs = {}
@@ -125,7 +141,7 @@ class Pipeline:
         for entry in entries:
             if entry.view is None:
                 base = self._apply_entry(entry, base)
-        views = self._view_steps()
+        views = self.view_steps()
         if not views:
             return _restore_gray(base, squeezed)
         outs = {}
@@ -176,11 +192,14 @@ class Pipeline:
         split = self.spec.view_split
         return self.spec.sample if split is None else self.spec.sample[:split]
 
-    def _view_steps(self) -> dict[str, list[Step]]:
+    def view_steps(self) -> dict[str, list[Step]]:
+        """Each view's steps by view name (empty without views)."""
         if self.spec.view_split is not None:
             rest = self.spec.sample[self.spec.view_split:]
             return {f"view{i}": rest for i in range(self.spec.view_count)}
         return self.spec.named_views
+
+    _view_steps = view_steps   # the name the compiler used before `view_steps` was public
 
     def _all_step_lists(self) -> list[list[Step]]:
         return [self.spec.sample, *self.spec.named_views.values(), self.spec.batch_steps, self.spec.offline,

@@ -1,7 +1,7 @@
 """The per-sample stage of a compiled plan: decode a record, run the sample items, emit tensors.
 
 Runs in loader workers. Sample `index` of `epoch` draws from the generator of (pipeline seed,
-epoch, index) — `augflow.seeding.call_seed`, as `Pipeline.__call__(sample, index=, epoch=)` does —
+epoch, index) — `augflow.seeding.call_rng`, as `Pipeline.__call__(sample, index=, epoch=)` does —
 so a sample's output depends on nothing else: not the worker, the worker count, the batch, the
 rank or the world size. With no passes the output equals `pipe(record, index=i, epoch=e)`.
 """
@@ -18,9 +18,8 @@ from augflow import seeding
 from augflow.compile import decoding
 from augflow.compile.fused import run_affine_group, stub_image
 from augflow.compile.plan import AffineGroup, OpItem, Plan
-from augflow.pipeline import _assemble_views
-from augflow.sample import Provenance, Sample, resolve_field_specs
-from augflow.steps import run_step, run_steps
+from augflow.sample import Sample, resolve_field_specs
+from augflow.steps import run_step
 
 INDEX_KEY, EPOCH_KEY, PROVENANCE_KEY = "_index", "_epoch", "_provenance"
 
@@ -54,23 +53,19 @@ class SampleStage:
 
     def __call__(self, record: Mapping[str, Any], index: int, epoch: int = 0) -> dict[str, Any]:
         epoch = int(epoch) if self.epoch_seed else 0
-        rng = seeding.generator(seeding.call_seed(self.seed, epoch, index))
         fields, pending = self.decode(record)
         base, _ = self.pipeline.prepare(fields)
         base.seed = {"pipeline_seed": self.seed, "epoch": epoch, "index": int(index)}
-        if self.backend == "kornia":
-            from augflow.compile.backends.kornia import run_sample_items
-            base = run_sample_items(self.items, base, rng, pending)
-        else:
-            base = self.run_items(base, rng, pending)
-        # `negatives:` after the sample items and before views, as Pipeline.__call__ runs it
-        base = run_steps(self.pipeline.spec.negatives, base, rng)
-        if self.views:
-            outs = {}
-            for vname, steps in self.views.items():
-                start = Sample(base, base.specs, Provenance(), base.seed)
-                outs[vname] = run_steps(steps, start, rng, view=vname)
-            base = _assemble_views(base, outs, set())
+        with seeding.call_rng(self.seed, epoch, index) as rng:
+            if self.backend == "kornia":
+                from augflow.compile.backends.kornia import run_sample_items
+                base = run_sample_items(self.items, base, rng, pending)
+            else:
+                base = self.run_items(base, rng, pending)
+            # then the pipeline's own later stages, in Pipeline.__call__'s order: negatives, views
+            base = self.pipeline.run_negatives(base, rng)
+            if self.views:
+                base = self.pipeline.run_views(base, rng)
         out = to_output(base)
         out[INDEX_KEY] = int(index)
         out[EPOCH_KEY] = epoch

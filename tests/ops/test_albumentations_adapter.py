@@ -108,6 +108,15 @@ def _ours(op, sample, rng_seed):
     return op.apply(sample, **from_jsonable(params))
 
 
+def _fast_path(op, sample, rng_seed):
+    """What a pipeline call runs: params drawn and applied in albumentations' own form, encoded to
+    JSON only when provenance is read; the encoded form must be what `sample_params` gives."""
+    drawn = op.draw(np.random.Generator(np.random.Philox(rng_seed)), sample)
+    out = op.apply_drawn(sample, drawn)
+    assert op.encode_drawn(drawn) == op.sample_params(np.random.Generator(np.random.Philox(rng_seed)), sample)
+    return out
+
+
 def _reference(cls, cfg, seed, inputs, dual, kp_format):
     t = cls(**cfg, p=1.0)
     if dual:
@@ -162,10 +171,12 @@ def test_op_equals_albumentations(name, astronaut, chelsea, targets, font_file):
         warnings.simplefilter("ignore")   # albumentations' own deprecation/usage warnings
         op = registry.get(name).build(dict(cfg))
         ours = _ours(op, sample, rng_seed=20240)
+        fast = _fast_path(op, sample, rng_seed=20240)
         ref = _reference(cls, cfg, _seed_drawn_by_adapter(20240), {**inputs, **extra},
                          issubclass(cls, (DualTransform, Transform3D)), kp_format)
     for key in inputs:
         _assert_same(ours, ref, key)
+        _assert_same(fast, ref, key)
 
 
 def test_every_albumentations_transform_is_registered():
