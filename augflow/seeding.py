@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import threading
 import zlib
-from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -55,20 +54,30 @@ class _Pool(threading.local):
 _POOL = _Pool()
 
 
-@contextmanager
-def call_rng(pipeline_seed: int, epoch: int, index: int, stream: int = SAMPLE_STREAM) -> Iterator[np.random.Generator]:
+class call_rng:   # noqa: N801 - used as a function: `with call_rng(seed, epoch, index) as rng:`
     """The generator of one call, valid inside the `with` block (it is reused afterwards).
 
     Generators come from a per-thread pool, so nested calls (an op running another pipeline) get
-    their own, and threads never share one.
+    their own, and threads never share one. A class, not @contextmanager: this runs per sample.
     """
-    free = _POOL.free
-    gen = free.pop() if free else np.random.Generator(np.random.Philox(0))
-    gen.bit_generator.state = philox_state(pipeline_seed, epoch, index, stream)
-    try:
-        yield gen
-    finally:
-        free.append(gen)
+
+    __slots__ = ("gen",)
+
+    def __init__(self, pipeline_seed: int, epoch: int, index: int, stream: int = SAMPLE_STREAM):
+        free = _POOL.free
+        self.gen = free.pop() if free else np.random.Generator(np.random.Philox(0))
+        self.gen.bit_generator.state = philox_state(pipeline_seed, epoch, index, stream)
+
+    def __enter__(self) -> np.random.Generator:
+        return self.gen
+
+    def __exit__(self, *exc: Any) -> None:
+        _POOL.free.append(self.gen)
+
+
+def draw_seed(rng: np.random.Generator) -> int:
+    """A 63-bit seed drawn from `rng` (one raw Philox word: ~2 us against ~9 us for integers())."""
+    return int(rng.bit_generator.random_raw()) >> 1
 
 
 def call_generator(pipeline_seed: int, epoch: int, index: int, stream: int = SAMPLE_STREAM) -> np.random.Generator:

@@ -21,6 +21,7 @@ from augflow import registry
 from augflow.ops.adapters import albumentations as adapter
 from augflow.params_codec import from_jsonable
 from augflow.sample import FieldSpec, Sample
+from augflow.seeding import draw_seed
 
 ALBU_OPS = sorted(s.name for s in registry.specs() if s.family.startswith("albumentations"))
 
@@ -99,7 +100,7 @@ def targets(astronaut):
 
 def _seed_drawn_by_adapter(rng_seed: int) -> int:
     """The seed `AlbumentationsOp.sample_params` draws from a generator seeded `rng_seed`."""
-    return int(np.random.Generator(np.random.Philox(rng_seed)).integers(2**63))
+    return draw_seed(np.random.Generator(np.random.Philox(rng_seed)))
 
 
 def _ours(op, sample, rng_seed):

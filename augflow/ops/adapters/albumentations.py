@@ -29,6 +29,7 @@ from albumentations.core.transforms_interface import (  # noqa: E402
 from pydantic import BaseModel, Field, create_model, model_validator  # noqa: E402
 
 from augflow import registry  # noqa: E402
+from augflow.seeding import draw_seed  # noqa: E402
 from augflow.config.errors import SampleError  # noqa: E402
 from augflow.ops.base import Op  # noqa: E402
 from augflow.params_codec import from_jsonable, to_jsonable  # noqa: E402
@@ -271,7 +272,7 @@ class AlbumentationsOp(Op):
         return data, names, procs, restore
 
     def draw(self, rng: np.random.Generator, sample: Sample) -> "_Drawn":
-        seed = int(rng.integers(2**63))
+        seed = draw_seed(rng)
         state = self._state()
         prepared = self._prepare(state, sample)
         return _Drawn(seed, self._draw(state, seed, prepared[0]), prepared, sample)
