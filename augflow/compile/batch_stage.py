@@ -143,10 +143,10 @@ class BatchStage:
             batch = apply_draws(batch, draws, ctx)
             # float32 whether or not any element drew an op: the dtype must not depend on the batch
             to_float(batch, ctx)
-        if self.channels_last:
-            for name, value in batch.items():
-                if isinstance(value, torch.Tensor) and value.dim() == 4:
-                    batch[name] = value.contiguous(memory_format=torch.channels_last)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        for name, value in batch.items():   # collated images may be channels-last memory: as asked
+            if isinstance(value, torch.Tensor) and value.dim() == 4:
+                batch[name] = value.contiguous(memory_format=fmt)
         return batch
 
 

@@ -148,8 +148,10 @@ def to_output(sample: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, Mapping) and kind is None:
             out[name] = to_output(Sample(value, resolve_field_specs(value.keys(), specs)))
         elif kind == "image" and isinstance(value, np.ndarray):
+            # A CHW view of the HWC pixels, no copy: collation stacks the HWC memory as it is and
+            # the batch stage makes it channels-first in the pass it makes anyway (normalize).
             arr = value[..., None] if value.ndim == 2 else value
-            out[name] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+            out[name] = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
         elif kind == "mask" and isinstance(value, np.ndarray):
             out[name] = torch.from_numpy(np.ascontiguousarray(value[..., 0] if value.ndim == 3 and value.shape[2] == 1
                                                               else value))

@@ -123,7 +123,12 @@ def collate(samples: list[dict[str, Any]], fields: dict) -> dict[str, Any]:
             out[key] = values
         elif isinstance(first, torch.Tensor):
             same = all(isinstance(v, torch.Tensor) and v.shape == first.shape and v.dtype == first.dtype for v in values)
-            out[key] = default_collate(values) if same else values
+            if same and all(is_hwc_view(v) for v in values):
+                # images as CHW views of HWC memory: one contiguous copy of that memory, B x C x H x W
+                # in channels-last layout (values and shape as default_collate's)
+                out[key] = torch.stack([v.permute(1, 2, 0) for v in values]).permute(0, 3, 1, 2)
+            else:
+                out[key] = default_collate(values) if same else values
         elif isinstance(first, dict):
             out[key] = collate(values, fields)
         elif isinstance(first, (bool, int, float)) and all(type(v) is type(first) for v in values):
@@ -131,6 +136,11 @@ def collate(samples: list[dict[str, Any]], fields: dict) -> dict[str, Any]:
         else:
             out[key] = values
     return out
+
+
+def is_hwc_view(x: torch.Tensor) -> bool:
+    """A C x H x W tensor that is a permuted view of contiguous H x W x C memory (more than one channel)."""
+    return x.dim() == 3 and x.shape[0] > 1 and x.permute(1, 2, 0).is_contiguous()
 
 
 class BatchCollator:
