@@ -48,12 +48,15 @@ class MixUp(BatchOnlyOp):
                     # rounded to the image dtype, so each element is bit-identical to l*x_i + (1-l)*x_j
                     w_i = torch.tensor(lams, dtype=x.dtype, device=x.device).view(shape)
                     w_j = torch.tensor([1 - lam for lam in lams], dtype=x.dtype, device=x.device).view(shape)
-                    new[name][idx] = w_i * x[idx] + w_j * x[js]
+                    rows_i = torch.tensor(idx, device=x.device)
+                    own = x if len(idx) == x.shape[0] else x.index_select(0, rows_i)   # index_select:
+                    mixed = w_i * own + w_j * x.index_select(0, torch.tensor(js, device=x.device))  # ~10x x[list]
+                    new[name].index_copy_(0, rows_i, mixed)
             partner_major = [(i, j) for i, j, lam in rows if lam < 0.5]
             for name in ctx.names("mask"):
                 if isinstance(orig.get(name), torch.Tensor) and partner_major:
-                    dst, src = zip(*partner_major)
-                    new[name][list(dst)] = orig[name][list(src)]
+                    dst, src = (torch.tensor(c, device=orig[name].device) for c in zip(*partner_major))
+                    new[name].index_copy_(0, dst, orig[name].index_select(0, src))
         for i, j, lam in rows:
             for name in ctx.names("bboxes", "keypoints", "masks"):
                 if isinstance(orig.get(name), list):
