@@ -48,11 +48,8 @@ class FusedNormalize:
 
     @classmethod
     def from_op(cls, op: Any, field_name: str = "image", note: str = "") -> "FusedNormalize":
-        from augflow.ops.batch.geometry import op_settings
-        cfg = op_settings(op)
-        mpv = float(cfg.get("max_pixel_value") or 255.0)
-        mean = tuple(float(v) * mpv for v in np.atleast_1d(cfg["mean"]))
-        std = tuple(float(v) * mpv for v in np.atleast_1d(cfg["std"]))
+        from augflow.ops.batch.kernels import normalize_constants
+        mean, std = normalize_constants(op)
         return cls(mean, std, field_name, note)
 
 

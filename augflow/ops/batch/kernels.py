@@ -92,6 +92,14 @@ def to_float(batch: dict, ctx: BatchContext) -> dict:
     return batch
 
 
+def normalize_constants(op: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """An albumentations Normalize op's mean and std in pixel units (times max_pixel_value)."""
+    cfg = geo.op_settings(op)
+    mpv = float(cfg.get("max_pixel_value") or 255.0)
+    return (tuple(float(v) * mpv for v in np.atleast_1d(cfg["mean"])),
+            tuple(float(v) * mpv for v in np.atleast_1d(cfg["std"])))
+
+
 def normalize_tensor(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """(x - mean) / std with mean/std in pixel units; uint8 input is converted on the way.
 
@@ -364,9 +372,7 @@ def to_gray(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
 
 @kernel("albumentations.Normalize")
 def normalize(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
-    from augflow.compile.plan import FusedNormalize
-
-    spec = FusedNormalize.from_op(op)
+    mean, std = normalize_constants(op)
     idx = [i for i, p in enumerate(params) if p is not None]
     if not idx:
         return batch
@@ -375,10 +381,10 @@ def normalize(op: Any, batch: dict, params: list, ctx: BatchContext) -> dict:
         if not isinstance(x, torch.Tensor):
             continue
         if len(idx) == x.shape[0]:
-            batch[name] = normalize_tensor(x, spec.mean, spec.std)
+            batch[name] = normalize_tensor(x, mean, std)
         else:   # p < 1: the skipped elements stay in [0, 1]
             x = x.float().mul_(1 / 255.0) if x.dtype == torch.uint8 else x.clone()
-            x[idx] = normalize_tensor(x[idx], spec.mean, spec.std)
+            x[idx] = normalize_tensor(x[idx], mean, std)
             batch[name] = x
     return batch
 
