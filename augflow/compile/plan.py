@@ -96,6 +96,7 @@ class LoaderOptions:
     return_provenance: bool = False
     multiprocessing_context: str | None = None   # None: fork, or forkserver once DALI is loaded
     batch_sampler: Any = None      # yields lists of indices (e.g. augflow.negatives.NGAMESampler)
+    executor: str = "processes"    # where the sample stage runs: worker "processes" or "threads"
 
 
 @dataclass
