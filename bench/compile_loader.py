@@ -30,7 +30,7 @@ Two pipelines: `full` (RRC 224, flip, colour jitter p 0.8, normalize, to tensor)
 (RRC 224, flip, normalize, to tensor), as in issue 12.
 
     python bench/compile_loader.py [--rounds 3] [--images 192] [--large-images 32] [--pipelines full,light]
-                                   [--out bench/RESULTS.md]
+                                   [--workers 2] [--out bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -270,6 +270,39 @@ def measure(kind: str, count: int, rounds: int, pipeline: str = "full") -> tuple
             {name: statistics.median(v) for name, v in wall.items()})
 
 
+def measure_workers(kind: str, count: int, rounds: int, workers: int, pipeline: str = "full") -> dict[str, float]:
+    """Images per wall-clock second of one epoch with `workers` workers, loader construction and
+    worker start-up included (a fresh loader per round, as one epoch of a fresh run pays it)."""
+    paths = jpeg_set(kind, count)
+    pipe = augflow.Pipeline.from_dict({"augflow": 1, "name": f"imagenet_{pipeline}", "sample": PIPELINES[pipeline]})
+    makers = {
+        "albumentations": lambda: torch.utils.data.DataLoader(AlbuDataset(paths, pipeline), batch_size=BATCH,
+                                                              num_workers=workers),
+        "albumentations[sj]": lambda: torch.utils.data.DataLoader(AlbuDataset(paths, pipeline, sj_decode),
+                                                                  batch_size=BATCH, num_workers=workers),
+        "augflow[processes]": lambda: pipe.compile(paths, batch_size=BATCH, num_workers=workers),
+        "augflow[threads]": lambda: pipe.compile(paths, batch_size=BATCH, num_workers=workers, executor="threads"),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in makers}
+    for _ in range(rounds):
+        for name, make in makers.items():
+            w0 = time.perf_counter()
+            loader = make()
+            n = run_epoch(loader)
+            wall[name].append(n / (time.perf_counter() - w0))
+            del loader
+    return {name: statistics.median(v) for name, v in wall.items()}
+
+
+def workers_table(title: str, rates: dict[str, float]) -> str:
+    ref, ref_sj = rates["albumentations"], rates["albumentations[sj]"]
+    rows = [f"| {title} | arm | img/s (wall, start-up included) | vs albumentations | vs albumentations[sj] |",
+            "|---|---|---:|---:|---:|"]
+    for name, r in rates.items():
+        rows.append(f"| | {name} | {r:.0f} | {r / ref:.2f}x | {r / ref_sj:.2f}x |")
+    return "\n".join(rows)
+
+
 def table(kind: str, rates: dict[str, float], wall: dict[str, float]) -> str:
     ref, ref_sj = rates["albumentations"], rates["albumentations[sj]"]
     floor, floor_sj = rates["decode-only"], rates["decode-only[sj]"]
@@ -287,18 +320,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=192)
     parser.add_argument("--large-images", type=int, default=32)
-    parser.add_argument("--pipelines", default="full,light", help="comma-separated: full, light")
+    parser.add_argument("--pipelines", default="full,light", help="comma-separated: full, light ('' for none)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also time fresh loaders with this many workers/threads, wall clock, start-up included")
     parser.add_argument("--out", default=None, help="append the tables to this markdown file")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     sections = []
     for kind, count in (("imagenet", args.images), ("large", args.large_images)):
-        for pipeline in args.pipelines.split(","):
+        for pipeline in filter(None, args.pipelines.split(",")):
             if count <= 0:
                 continue
             rates, wall = measure(kind, count, args.rounds, pipeline)
             text = table(f"{kind} ({count} JPEGs), {pipeline}", rates, wall)
+            print(text, flush=True)
+            sections.append(text)
+    if args.workers:
+        for kind, count in (("imagenet", args.images), ("large", args.large_images)):
+            if count <= 0:
+                continue
+            rates = measure_workers(kind, count, args.rounds, args.workers)
+            text = workers_table(f"{kind} ({count} JPEGs), full, num_workers={args.workers}", rates)
             print(text, flush=True)
             sections.append(text)
     if args.out:
