@@ -16,6 +16,7 @@ class Format(str, Enum):
     webdataset = "webdataset"
     parquet = "parquet"
     hf = "hf"
+    loader = "loader"   # pre-resized originals in memory-mapped shards, for pipe.compile (no augmentation)
 
 
 class Engine(str, Enum):
@@ -36,6 +37,7 @@ class ManifestFormat(str, Enum):
 class ImageFormat(str, Enum):
     png = "png"
     jpeg = "jpeg"
+    raw = "raw"     # --format loader only: uncompressed uint8 pixels
 
 
 def materialize(
@@ -63,6 +65,9 @@ def materialize(
     = 89_478_485,
     overwrite: Annotated[bool, typer.Option("--overwrite", help=(
         "Replace an output made with another pipeline, seed or input instead of refusing."))] = False,
+    max_side: Annotated[int, typer.Option("--max-side", min=0, help=(
+        "--format loader: resize so the longer side is at most this (0: keep the size)."))] = 256,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality (jpeg outputs).")] = 90,
 ) -> None:
     """Augment every input K times and write the outputs plus a manifest (one row per output).
 
@@ -76,6 +81,11 @@ def materialize(
     from augflow import PipelineConfigError
     from augflow.io import materialize as mat
     from augflow.io.sources import SourceError
+
+    if format == Format.loader:
+        return _loader_format(input, output, image_format, max_side, quality, shard_size, overwrite)
+    if image_format == ImageFormat.raw:
+        raise fail("--image-format raw is for --format loader only (other formats write image files)")
 
     opts = mat.JobOptions(pipeline=str(pipeline), input=input, output=str(output), copies=copies,
                           format=format.value, shard_size=shard_size, seed=seed, image_format=image_format.value,
@@ -102,6 +112,26 @@ def materialize(
     except mat.MaterializeError as exc:
         raise fail(f"{exc}\n(finished shards are kept; rerun the same command to resume)") from None
     _report(summary, job)
+
+
+def _loader_format(input: str, output: Path, image_format: "ImageFormat", max_side: int, quality: int,
+                   shard_size: int, overwrite: bool) -> None:
+    """--format loader: the input's images once, pre-resized, in memory-mapped shards with an index
+    (augflow/io/loader_format.py); `pipe.compile(OUTPUT, ...)` reads them with no per-file open.
+    The pipeline is not applied: the loader augments from these images."""
+    from augflow.io.loader_format import LoaderFormatError, write_loader_dataset
+    from augflow.io.readers import ReaderError, as_records
+
+    encoding = "raw" if image_format == ImageFormat.raw else "jpeg"
+    try:
+        total = len(as_records(input))
+        with Progress(total, "materialize --format loader") as bar:
+            meta = write_loader_dataset(input, output, max_side=max_side or None, encoding=encoding, quality=quality,
+                                        shard_size=shard_size, overwrite=overwrite, progress=bar.advance)
+    except (LoaderFormatError, ReaderError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"wrote {meta['count']} images ({encoding}, max side {max_side or 'unchanged'}) to {output}; "
+               f"read it with pipe.compile({str(output)!r}, ...)")
 
 
 def _report(summary, job) -> None:
