@@ -7,6 +7,8 @@ normalize) over real JPEGs (skimage photographs re-encoded, bench/_jpegs.py), as
 - decode-only[sj]       simplejpeg decode, collated (the floor with the fastest decoder here)
 - albumentations        hand-written: cv2 decode, A.Compose, torch DataLoader (the reference)
 - albumentations[sj]    the same with simplejpeg decode
+- augflow[loader fmt]   pipe.compile(folder) over `augflow materialize --format loader` output
+                        (max side 256; q90 JPEG or raw uint8), converted once before timing
 - spdl                  SPDL's thread pipeline (PipelineBuilder: decode+A.Compose stage, aggregate,
                         collate stage; one thread). SPDL's own decoder (spdl.io.load_image) needs
                         the system FFmpeg libraries (libavutil), absent here and not pip-installable,
@@ -224,6 +226,18 @@ def run_epoch(loader) -> int:
     return n
 
 
+MAX_SIDE = 256
+
+
+def loader_folder(paths: list[str], encoding: str) -> str:
+    """The JPEGs in augflow's loader-ready format (max side 256, q90 JPEG or raw), written once."""
+    from augflow.io.loader_format import write_loader_dataset
+
+    root = Path(paths[0]).parent.parent / f"loader-{Path(paths[0]).parent.name}-{len(paths)}-{encoding}-{MAX_SIDE}"
+    write_loader_dataset(paths, root, max_side=MAX_SIDE, encoding=encoding, quality=90)   # resumes: no-op when done
+    return str(root)
+
+
 def arms(paths: list[str], kind: str = "full") -> dict:
     pipe = augflow.Pipeline.from_dict({"augflow": 1, "name": f"imagenet_{kind}", "sample": PIPELINES[kind]})
     out = {
@@ -234,6 +248,9 @@ def arms(paths: list[str], kind: str = "full") -> dict:
         "augflow[albu]": pipe.compile(paths, batch_size=BATCH),
         "augflow[albu,nopass]": pipe.compile(paths, batch_size=BATCH, passes=()),
     }
+    for enc in ("jpeg", "raw"):   # the loader-ready format, converted once (not timed)
+        folder = loader_folder(paths, enc)
+        out[f"augflow[loader fmt {enc}, max {MAX_SIDE}]"] = pipe.compile(folder, batch_size=BATCH)
     try:
         import spdl.pipeline  # noqa: F401
         out["spdl"] = spdl_loader(paths, kind)
