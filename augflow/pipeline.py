@@ -76,12 +76,14 @@ class Pipeline:
         self.epoch = int(epoch)
 
     def seed_for(self, sample: Mapping[str, Any] | None = None, seed: int | None = None, index: int | None = None,
-                 epoch: int | None = None) -> tuple[tuple[int, int, int, int], dict[str, int]]:
-        """The generator key of one call, `(seed, epoch, index, stream)` for `seeding.call_rng`, and
-        its JSON description (recorded as `out.seed`)."""
+                 epoch: int | None = None) -> tuple[Any, dict[str, int]]:
+        """The generator key of one call and its JSON description (recorded as `out.seed`): for an
+        index or a content key, `(seed, epoch, index, stream)` of the counter-based `seeding.call_rng`
+        (the per-sample hot path); for an explicit `seed=`, its SeedSequence (one-off calls: the
+        outputs of `pipe(x, seed=s)` stay what they were before the counter-based generator)."""
         epoch = self.epoch if epoch is None else int(epoch)
         if seed is not None:
-            return (int(seed), 0, 0, seeding.EXPLICIT_STREAM), {"seed": int(seed)}
+            return seeding.explicit_seed(seed), {"seed": int(seed)}
         if index is not None:
             return (self.seed, epoch, int(index), seeding.SAMPLE_STREAM), {"pipeline_seed": self.seed, "epoch": epoch,
                                                                             "index": int(index)}
@@ -101,7 +103,8 @@ class Pipeline:
         key, seed_info = self.seed_for(sample, seed, index, epoch)
         base, squeezed = self.prepare(sample)
         base.seed = seed_info
-        with seeding.call_rng(*key) as rng:
+        rng_scope = seeding.call_rng(*key) if isinstance(key, tuple) else seeding.fixed_rng(seeding.generator(key))
+        with rng_scope as rng:
             base = self.run_shared(base, rng)
             base = self.run_negatives(base, rng)
             return self.run_views(base, rng, squeezed, offline=offline)
