@@ -114,17 +114,20 @@ class Pipeline:
         self.epoch = int(epoch)
 
     def seed_for(self, sample: Mapping[str, Any] | None = None, seed: int | None = None, index: int | None = None,
-                 epoch: int | None = None) -> tuple[np.random.SeedSequence, dict[str, int]]:
-        """The seed sequence of one call and its JSON description (recorded as `out.seed`)."""
+                 epoch: int | None = None) -> tuple[Any, dict[str, int]]:
+        """The generator key of one call and its JSON description (recorded as `out.seed`): for an
+        index or a content key, `(seed, epoch, index, stream)` of the counter-based `seeding.call_rng`
+        (the per-sample hot path); for an explicit `seed=`, its SeedSequence (one-off calls: the
+        outputs of `pipe(x, seed=s)` stay what they were before the counter-based generator)."""
         epoch = self.epoch if epoch is None else int(epoch)
         if seed is not None:
             return seeding.explicit_seed(seed), {"seed": int(seed)}
         if index is not None:
-            return seeding.call_seed(self.seed, epoch, index), {"pipeline_seed": self.seed, "epoch": epoch,
-                                                               "index": int(index)}
+            return (self.seed, epoch, int(index), seeding.SAMPLE_STREAM), {"pipeline_seed": self.seed, "epoch": epoch,
+                                                                            "index": int(index)}
         key = seeding.content_key(sample or {})
-        return seeding.call_seed(self.seed, epoch, key), {"pipeline_seed": self.seed, "epoch": epoch,
-                                                         "content_key": key}
+        return (self.seed, epoch, key, seeding.SAMPLE_STREAM), {"pipeline_seed": self.seed, "epoch": epoch,
+                                                               "content_key": key}
 
     def __call__(self, sample: Mapping[str, Any], seed: int | None = None, *, index: int | None = None,
                  epoch: int | None = None, offline: bool = False, decision: Mapping[str, Any] | None = None) -> Sample:
@@ -139,8 +142,7 @@ class Pipeline:
         controlled ops of the shared sample steps run and at which magnitude; it is recorded as the
         first provenance entry, so `replay` rebuilds the same weakened ops.
         """
-        seed_seq, seed_info = self.seed_for(sample, seed, index, epoch)
-        rng = seeding.generator(seed_seq)
+        key, seed_info = self.seed_for(sample, seed, index, epoch)
         base, layout = self.prepare(sample)
         base.seed = seed_info
         choose = None
@@ -149,10 +151,27 @@ class Pipeline:
             decision = check_decision(decision, self.realizer())
             choose = self.realizer().chooser(decision)
             base.provenance.append(provenance_entry(decision))
-        base = run_steps(self._shared_steps(), base, rng, choose=choose)
-        base = run_steps(self.spec.negatives, base, rng)   # `negatives:` section: after shared ops, before views
+        rng_scope = seeding.call_rng(*key) if isinstance(key, tuple) else seeding.fixed_rng(seeding.generator(key))
+        with rng_scope as rng:
+            base = self.run_shared(base, rng, choose)
+            base = self.run_negatives(base, rng)
+            return self.run_views(base, rng, layout, offline=offline)
+
+    # ---- the stages of a call, in order (the compiler runs them too) -------------------------
+    def run_shared(self, sample: Sample, rng: np.random.Generator, choose: Any = None) -> Sample:
+        """The `sample:` ops before any view split (`choose`: a policy decision's chooser)."""
+        return run_steps(self._shared_steps(), sample, rng, choose=choose)
+
+    def run_negatives(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        """The `negatives:` section: after the shared ops, before views."""
+        return run_steps(self.spec.negatives, sample, rng) if self.spec.negatives else sample
+
+    def run_views(self, base: Sample, rng: np.random.Generator, layout: "_Layout | set[str]" = frozenset(),
+                  offline: bool = False) -> Sample:
+        """Each view's ops on its own copy of `base`, then (`offline=True`) the `offline:` section,
+        then the views assembled into one output; without views, just the offline section."""
         offline_steps = self.spec.offline if offline else []
-        views = self._view_steps()
+        views = self.view_steps()
         if not views:
             return _restore_layout(run_steps(offline_steps, base, rng), layout)
         outs = {}
@@ -177,7 +196,7 @@ class Pipeline:
                 base.provenance.append(entry)
             elif entry.view is None:
                 base = self._apply_entry(entry, base, decision)
-        views = self._view_steps()
+        views = self.view_steps()
         if not views:
             return _restore_layout(base, layout)
         outs = {}
@@ -238,11 +257,14 @@ class Pipeline:
         split = self.spec.view_split
         return self.spec.sample if split is None else self.spec.sample[:split]
 
-    def _view_steps(self) -> dict[str, list[Step]]:
+    def view_steps(self) -> dict[str, list[Step]]:
+        """Each view's steps by view name (empty without views)."""
         if self.spec.view_split is not None:
             rest = self.spec.sample[self.spec.view_split:]
             return {f"view{i}": rest for i in range(self.spec.view_count)}
         return self.spec.named_views
+
+    _view_steps = view_steps   # the name the compiler used before `view_steps` was public
 
     def _all_step_lists(self) -> list[list[Step]]:
         return [self.spec.sample, *self.spec.named_views.values(), self.spec.batch_steps, self.spec.offline,
@@ -422,7 +444,7 @@ def _check_sizes(sample: Sample) -> None:
 def _restore_layout(sample: Sample, layout: _Layout | set[str]) -> Sample:
     """Images back the way they came: 2-D stays 2-D, torch tensors come back as tensors
     (a plain set names the 2-D images only, as the compiled loader's sample stage passes)."""
-    if isinstance(layout, set):
+    if isinstance(layout, (set, frozenset)):
         gray, layout = layout, _Layout()
         layout.gray = gray
     for name in layout.gray:

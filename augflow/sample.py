@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -112,20 +112,54 @@ def resolve_field_specs(names: Iterable[str], declared: Mapping[str, FieldSpec])
     return specs
 
 
-@dataclass
 class ProvenanceEntry:
-    """One op that was actually applied: where it sits in the pipeline and its sampled params."""
+    """One op that was actually applied: where it sits in the pipeline and its sampled params.
 
-    op: str
-    path: str
-    params: dict[str, Any]
-    view: str | None = None
+    `ProvenanceEntry.lazy` keeps the params in the op's own form and encodes them to JSON only
+    when `params` is first read: a training loader that never reads provenance never pays for it.
+    """
+
+    __slots__ = ("op", "path", "view", "_params", "_raw", "_encode")
+
+    def __init__(self, op: str, path: str, params: dict[str, Any] | None = None, view: str | None = None):
+        self.op, self.path, self.view = op, path, view
+        self._params = params
+        self._raw = self._encode = None
+
+    @classmethod
+    def lazy(cls, op: str, path: str, raw: Any, encode: Callable[[Any], dict[str, Any]],
+             view: str | None = None) -> "ProvenanceEntry":
+        entry = cls(op, path, None, view)
+        entry._raw, entry._encode = raw, encode
+        return entry
+
+    @property
+    def params(self) -> dict[str, Any]:
+        if self._encode is not None:
+            self._params = self._encode(self._raw)
+            self._raw = self._encode = None
+        return self._params
+
+    @params.setter
+    def params(self, value: dict[str, Any]) -> None:
+        self._params, self._raw, self._encode = value, None, None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"op": self.op, "path": self.path, "params": self.params}
         if self.view is not None:
             out["view"] = self.view
         return out
+
+    def __eq__(self, other: Any) -> bool:
+        if not isinstance(other, ProvenanceEntry):
+            return NotImplemented
+        return (self.op, self.path, self.params, self.view) == (other.op, other.path, other.params, other.view)
+
+    def __repr__(self) -> str:
+        return f"ProvenanceEntry(op={self.op!r}, path={self.path!r}, params={self.params!r}, view={self.view!r})"
+
+    def __reduce__(self):   # encoded when pickled: the op's own form may not pickle
+        return (ProvenanceEntry, (self.op, self.path, self.params, self.view))
 
 
 class Provenance(list):

@@ -4,7 +4,15 @@ The ImageNet training pipeline (decode + RandomResizedCrop 224 + flip + colour j
 normalize) over real JPEGs (skimage photographs re-encoded, bench/_jpegs.py), as:
 
 - decode-only           cv2.imdecode + RGB, collated (the floor every loader pays)
+- decode-only[sj]       simplejpeg decode, collated (the floor with the fastest decoder here)
 - albumentations        hand-written: cv2 decode, A.Compose, torch DataLoader (the reference)
+- albumentations[sj]    the same with simplejpeg decode
+- augflow[loader fmt]   pipe.compile(folder) over `augflow materialize --format loader` output
+                        (max side 256; q90 JPEG or raw uint8), converted once before timing
+- spdl                  SPDL's thread pipeline (PipelineBuilder: decode+A.Compose stage, aggregate,
+                        collate stage; one thread). SPDL's own decoder (spdl.io.load_image) needs
+                        the system FFmpeg libraries (libavutil), absent here and not pip-installable,
+                        so the stage decodes with simplejpeg, as SPDL users without FFmpeg write it
 - augflow[albu]         pipe.compile(...): albumentations backend, default passes
 - augflow[albu,nopass]  the same with passes=() (what the passes buy)
 - augflow[kornia]       pipe.compile(..., backend="kornia") (CPU tensors per sample)
@@ -20,7 +28,11 @@ other people's load does not inflate; wall-clock rates are printed beside them. 
 the hand-written albumentations loader and to decode-only. torchvision is not importable beside torch 2.13.0
 here, so it has no arm.
 
-    python bench/compile_loader.py [--rounds 3] [--images 192] [--large-images 32] [--out bench/RESULTS.md]
+Two pipelines: `full` (RRC 224, flip, colour jitter p 0.8, normalize, to tensor) and `light`
+(RRC 224, flip, normalize, to tensor), as in issue 12.
+
+    python bench/compile_loader.py [--rounds 3] [--images 192] [--large-images 32] [--pipelines full,light]
+                                   [--workers 2] [--out bench/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -45,13 +57,27 @@ import augflow  # noqa: E402
 
 BATCH = 32
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-PIPELINE = {"augflow": 1, "name": "imagenet_train", "sample": [
+FULL = [
     {"random_resized_crop": {"size": [224, 224], "scale": [0.08, 1.0]}},
     {"horizontal_flip": {"p": 0.5}},
     {"color_jitter": {"brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.0, "p": 0.8}},
     {"normalize": {"mean": list(MEAN), "std": list(STD)}},
     {"to_tensor": {}},
-]}
+]
+PIPELINES = {"full": FULL, "light": [FULL[0], FULL[1], FULL[3], FULL[4]]}
+PIPELINE = {"augflow": 1, "name": "imagenet_train", "sample": FULL}
+
+
+def albu_compose(kind: str = "full") -> A.Compose:
+    jitter = [A.ColorJitter(0.4, 0.4, 0.4, 0.0, p=0.8)] if kind == "full" else []
+    return A.Compose([A.RandomResizedCrop(size=(224, 224), scale=(0.08, 1.0)), A.HorizontalFlip(p=0.5), *jitter,
+                      A.Normalize(mean=MEAN, std=STD)], seed=0)
+
+
+def sj_decode(path: str) -> np.ndarray:
+    import simplejpeg
+    with open(path, "rb") as f:
+        return simplejpeg.decode_jpeg(f.read(), colorspace="RGB")
 
 
 def cv2_decode(path: str) -> np.ndarray:
@@ -59,30 +85,50 @@ def cv2_decode(path: str) -> np.ndarray:
 
 
 class DecodeOnly(torch.utils.data.Dataset):
-    def __init__(self, paths):
+    def __init__(self, paths, decode=None):
         self.paths = paths
+        self.decode = decode or cv2_decode
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
-        img = cv2_decode(self.paths[i])
+        img = self.decode(self.paths[i])
         return torch.from_numpy(cv2.resize(img, (224, 224), interpolation=cv2.INTER_NEAREST)).permute(2, 0, 1)
 
 
 class AlbuDataset(torch.utils.data.Dataset):
     """What people write by hand: decode, A.Compose, HWC -> CHW tensor."""
 
-    def __init__(self, paths):
+    def __init__(self, paths, kind: str = "full", decode=None):
         self.paths = paths
-        self.t = A.Compose([A.RandomResizedCrop(size=(224, 224), scale=(0.08, 1.0)), A.HorizontalFlip(p=0.5),
-                            A.ColorJitter(0.4, 0.4, 0.4, 0.0, p=0.8), A.Normalize(mean=MEAN, std=STD)], seed=0)
+        self.t = albu_compose(kind)
+        self.decode = decode or cv2_decode
 
     def __len__(self):
         return len(self.paths)
 
     def __getitem__(self, i):
-        return torch.from_numpy(self.t(image=cv2_decode(self.paths[i]))["image"]).permute(2, 0, 1)
+        return torch.from_numpy(self.t(image=self.decode(self.paths[i]))["image"]).permute(2, 0, 1)
+
+
+def spdl_loader(paths, kind: str = "full"):
+    """SPDL's pipeline as its users write it: a source, a per-sample stage, aggregate, collate."""
+    from spdl.pipeline import PipelineBuilder
+    from torch.utils.data import default_collate
+
+    t = albu_compose(kind)
+
+    def load(path):
+        return torch.from_numpy(t(image=sj_decode(path))["image"]).permute(2, 0, 1)
+
+    class Loader:
+        def __iter__(self):
+            pipeline = (PipelineBuilder().add_source(paths).pipe(load, concurrency=1, output_order="input")
+                        .aggregate(BATCH).pipe(default_collate).add_sink(2).build(num_threads=1))
+            with pipeline.auto_stop():
+                yield from pipeline
+    return Loader()
 
 
 class KorniaDataset(torch.utils.data.Dataset):
@@ -180,30 +226,53 @@ def run_epoch(loader) -> int:
     return n
 
 
-def arms(paths: list[str]) -> dict:
-    pipe = augflow.Pipeline.from_dict(PIPELINE)
+MAX_SIDE = 256
+
+
+def loader_folder(paths: list[str], encoding: str) -> str:
+    """The JPEGs in augflow's loader-ready format (max side 256, q90 JPEG or raw), written once."""
+    from augflow.io.loader_format import write_loader_dataset
+
+    root = Path(paths[0]).parent.parent / f"loader-{Path(paths[0]).parent.name}-{len(paths)}-{encoding}-{MAX_SIDE}"
+    write_loader_dataset(paths, root, max_side=MAX_SIDE, encoding=encoding, quality=90)   # resumes: no-op when done
+    return str(root)
+
+
+def arms(paths: list[str], kind: str = "full") -> dict:
+    pipe = augflow.Pipeline.from_dict({"augflow": 1, "name": f"imagenet_{kind}", "sample": PIPELINES[kind]})
     out = {
         "decode-only": plain_loader(DecodeOnly(paths)),
-        "albumentations": plain_loader(AlbuDataset(paths)),
+        "decode-only[sj]": plain_loader(DecodeOnly(paths, sj_decode)),
+        "albumentations": plain_loader(AlbuDataset(paths, kind)),
+        "albumentations[sj]": plain_loader(AlbuDataset(paths, kind, sj_decode)),
         "augflow[albu]": pipe.compile(paths, batch_size=BATCH),
         "augflow[albu,nopass]": pipe.compile(paths, batch_size=BATCH, passes=()),
-        "augflow[kornia]": pipe.compile(paths[: max(BATCH, len(paths) // 4)], batch_size=BATCH, backend="kornia"),
-        "kornia": kornia_loader(paths[: max(BATCH, len(paths) // 4)]),
     }
+    for enc in ("jpeg", "raw"):   # the loader-ready format, converted once (not timed)
+        folder = loader_folder(paths, enc)
+        out[f"augflow[loader fmt {enc}, max {MAX_SIDE}]"] = pipe.compile(folder, batch_size=BATCH)
     try:
-        import nvidia.dali  # noqa: F401
-        # prefetch 1: DALI works ahead in its own thread; deeper queues would run into other arms' time
-        out["augflow[dali]"] = pipe.compile(paths, batch_size=BATCH, backend="dali", prefetch_factor=1)
-        out["dali"] = dali_native(paths)
+        import spdl.pipeline  # noqa: F401
+        out["spdl"] = spdl_loader(paths, kind)
     except ImportError:
-        print("DALI not installed: its arms are skipped")
+        print("SPDL not installed: its arm is skipped")
+    if kind == "full":
+        out["augflow[kornia]"] = pipe.compile(paths[: max(BATCH, len(paths) // 4)], batch_size=BATCH, backend="kornia")
+        out["kornia"] = kornia_loader(paths[: max(BATCH, len(paths) // 4)])
+        try:
+            import nvidia.dali  # noqa: F401
+            # prefetch 1: DALI works ahead in its own thread; deeper queues would run into other arms' time
+            out["augflow[dali]"] = pipe.compile(paths, batch_size=BATCH, backend="dali", prefetch_factor=1)
+            out["dali"] = dali_native(paths)
+        except ImportError:
+            print("DALI not installed: its arms are skipped")
     return out
 
 
-def measure(kind: str, count: int, rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+def measure(kind: str, count: int, rounds: int, pipeline: str = "full") -> tuple[dict[str, float], dict[str, float]]:
     """Median images/s per arm: (by process CPU time, by wall clock)."""
     paths = jpeg_set(kind, count)
-    loaders = arms(paths)
+    loaders = arms(paths, pipeline)
     for loader in loaders.values():       # warm-up: imports, pipelines, page cache
         run_epoch(loader)
     cpu: dict[str, list[float]] = {name: [] for name in loaders}
@@ -218,12 +287,48 @@ def measure(kind: str, count: int, rounds: int) -> tuple[dict[str, float], dict[
             {name: statistics.median(v) for name, v in wall.items()})
 
 
-def table(kind: str, rates: dict[str, float], wall: dict[str, float]) -> str:
-    ref, floor = rates["albumentations"], rates["decode-only"]
-    rows = [f"| {kind} | arm | img/s (CPU time) | vs albumentations | vs decode-only | img/s (wall) |",
-            "|---|---|---:|---:|---:|---:|"]
+def measure_workers(kind: str, count: int, rounds: int, workers: int, pipeline: str = "full") -> dict[str, float]:
+    """Images per wall-clock second of one epoch with `workers` workers, loader construction and
+    worker start-up included (a fresh loader per round, as one epoch of a fresh run pays it)."""
+    paths = jpeg_set(kind, count)
+    pipe = augflow.Pipeline.from_dict({"augflow": 1, "name": f"imagenet_{pipeline}", "sample": PIPELINES[pipeline]})
+    makers = {
+        "albumentations": lambda: torch.utils.data.DataLoader(AlbuDataset(paths, pipeline), batch_size=BATCH,
+                                                              num_workers=workers),
+        "albumentations[sj]": lambda: torch.utils.data.DataLoader(AlbuDataset(paths, pipeline, sj_decode),
+                                                                  batch_size=BATCH, num_workers=workers),
+        "augflow[processes]": lambda: pipe.compile(paths, batch_size=BATCH, num_workers=workers),
+        "augflow[threads]": lambda: pipe.compile(paths, batch_size=BATCH, num_workers=workers, executor="threads"),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in makers}
+    for _ in range(rounds):
+        for name, make in makers.items():
+            w0 = time.perf_counter()
+            loader = make()
+            n = run_epoch(loader)
+            wall[name].append(n / (time.perf_counter() - w0))
+            del loader
+    return {name: statistics.median(v) for name, v in wall.items()}
+
+
+def workers_table(title: str, rates: dict[str, float]) -> str:
+    ref, ref_sj = rates["albumentations"], rates["albumentations[sj]"]
+    rows = [f"| {title} | arm | img/s (wall, start-up included) | vs albumentations | vs albumentations[sj] |",
+            "|---|---|---:|---:|---:|"]
     for name, r in rates.items():
-        rows.append(f"| | {name} | {r:.0f} | {r / ref:.2f}x | {r / floor:.2f} | {wall[name]:.0f} |")
+        rows.append(f"| | {name} | {r:.0f} | {r / ref:.2f}x | {r / ref_sj:.2f}x |")
+    return "\n".join(rows)
+
+
+def table(kind: str, rates: dict[str, float], wall: dict[str, float]) -> str:
+    ref, ref_sj = rates["albumentations"], rates["albumentations[sj]"]
+    floor, floor_sj = rates["decode-only"], rates["decode-only[sj]"]
+    rows = [f"| {kind} | arm | img/s (CPU time) | vs albumentations | vs albumentations[sj] | vs decode-only "
+            "| vs decode-only[sj] | img/s (wall) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in rates.items():
+        rows.append(f"| | {name} | {r:.0f} | {r / ref:.2f}x | {r / ref_sj:.2f}x | {r / floor:.2f} | {r / floor_sj:.2f} "
+                    f"| {wall[name]:.0f} |")
     return "\n".join(rows)
 
 
@@ -232,16 +337,30 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--images", type=int, default=192)
     parser.add_argument("--large-images", type=int, default=32)
+    parser.add_argument("--pipelines", default="full,light", help="comma-separated: full, light ('' for none)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="also time fresh loaders with this many workers/threads, wall clock, start-up included")
     parser.add_argument("--out", default=None, help="append the tables to this markdown file")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     sections = []
     for kind, count in (("imagenet", args.images), ("large", args.large_images)):
-        rates, wall = measure(kind, count, args.rounds)
-        text = table(f"{kind} ({count} JPEGs)", rates, wall)
-        print(text, flush=True)
-        sections.append(text)
+        for pipeline in filter(None, args.pipelines.split(",")):
+            if count <= 0:
+                continue
+            rates, wall = measure(kind, count, args.rounds, pipeline)
+            text = table(f"{kind} ({count} JPEGs), {pipeline}", rates, wall)
+            print(text, flush=True)
+            sections.append(text)
+    if args.workers:
+        for kind, count in (("imagenet", args.images), ("large", args.large_images)):
+            if count <= 0:
+                continue
+            rates = measure_workers(kind, count, args.rounds, args.workers)
+            text = workers_table(f"{kind} ({count} JPEGs), full, num_workers={args.workers}", rates)
+            print(text, flush=True)
+            sections.append(text)
     if args.out:
         with open(args.out, "a", encoding="utf-8") as f:
             f.write("\n\n".join(sections) + "\n")

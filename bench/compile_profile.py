@@ -40,7 +40,7 @@ def profile(plan, paths: list[str]) -> dict[str, float]:
     spent: dict[str, float] = defaultdict(float)
     outs = []
     for index, path in enumerate(paths):
-        rng = seeding.generator(seeding.call_seed(plan.seed, 0, index))
+        rng = seeding.call_generator(plan.seed, 0, index)
         t = time.process_time()
         fields, pending = stage.decode({"image": path})
         sample, _ = plan.pipeline.prepare(fields)

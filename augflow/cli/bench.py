@@ -2,7 +2,8 @@
 
 Inputs are decoded once up front (decode time is reported apart), then the pipeline runs over
 them in this process, one thread, `--repeat` times with sample index i and epoch r — the same
-calls a loader worker makes. Each op's `sample_params` + `apply` is timed; what is left is the
+calls a loader worker makes. Each op's `sample_params` + `apply` (`draw` + `apply_drawn` for ops
+on the fast path) is timed; what is left is the
 pipeline's own overhead (control flow, checks, provenance).
 """
 
@@ -109,4 +110,7 @@ def _instrument(pipe) -> dict[str, dict]:
 
         op.sample_params = timed(op.sample_params)
         op.apply = timed(op.apply, count=True)
+        if op.lazy_params:   # the pipeline's fast path for these ops: draw + apply_drawn
+            op.draw = timed(op.draw)
+            op.apply_drawn = timed(op.apply_drawn, count=True)
     return timers

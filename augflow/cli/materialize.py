@@ -17,6 +17,7 @@ class Format(str, Enum):
     webdataset = "webdataset"
     parquet = "parquet"
     hf = "hf"
+    loader = "loader"   # pre-resized originals in memory-mapped shards, for pipe.compile (no augmentation)
 
 
 class Engine(str, Enum):
@@ -37,6 +38,7 @@ class ManifestFormat(str, Enum):
 class ImageFormat(str, Enum):
     png = "png"
     jpeg = "jpeg"
+    raw = "raw"     # --format loader only: uncompressed uint8 pixels
 
 
 def materialize(
@@ -68,6 +70,9 @@ def materialize(
     root: Annotated[Optional[Path], typer.Option("--root", show_default=False, help=(
         "Refuse manifest paths that resolve outside this folder (for manifests from others). "
         "Default: any path the manifest names."))] = None,
+    max_side: Annotated[int, typer.Option("--max-side", min=0, help=(
+        "--format loader: resize so the longer side is at most this (0: keep the size)."))] = 256,
+    quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality (jpeg outputs).")] = 90,
 ) -> None:
     """Augment every input K times and write the outputs plus a manifest (one row per output).
 
@@ -82,6 +87,11 @@ def materialize(
     from augflow.io import engines
     from augflow.io import materialize as mat
     from augflow.io.sources import SourceError
+
+    if format == Format.loader:
+        return _loader_format(input, output, image_format, max_side, quality, shard_size, overwrite)
+    if image_format == ImageFormat.raw:
+        raise fail("--image-format raw is for --format loader only (other formats write image files)")
 
     opts = mat.JobOptions(pipeline=str(pipeline), input=input, output=str(output), copies=copies,
                           format=format.value, shard_size=shard_size, seed=seed, image_format=image_format.value,
@@ -120,6 +130,26 @@ def _os_error(exc: OSError, output: Path) -> str:
     if Path(name) == output or output in Path(name).parents:
         return f"cannot write the output {str(output)!r}: {exc.strerror or exc} ({name}); choose a folder you can write to"
     return f"cannot access {name!r}: {exc.strerror or exc}"
+
+
+def _loader_format(input: str, output: Path, image_format: "ImageFormat", max_side: int, quality: int,
+                   shard_size: int, overwrite: bool) -> None:
+    """--format loader: the input's images once, pre-resized, in memory-mapped shards with an index
+    (augflow/io/loader_format.py); `pipe.compile(OUTPUT, ...)` reads them with no per-file open.
+    The pipeline is not applied: the loader augments from these images."""
+    from augflow.io.loader_format import LoaderFormatError, write_loader_dataset
+    from augflow.io.readers import ReaderError, as_records
+
+    encoding = "raw" if image_format == ImageFormat.raw else "jpeg"
+    try:
+        total = len(as_records(input))
+        with Progress(total, "materialize --format loader") as bar:
+            meta = write_loader_dataset(input, output, max_side=max_side or None, encoding=encoding, quality=quality,
+                                        shard_size=shard_size, overwrite=overwrite, progress=bar.advance)
+    except (LoaderFormatError, ReaderError) as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"wrote {meta['count']} images ({encoding}, max side {max_side or 'unchanged'}) to {output}; "
+               f"read it with pipe.compile({str(output)!r}, ...)")
 
 
 def _report(summary, job) -> None:

@@ -22,15 +22,21 @@ from augflow.ops.batch import geometry as geo
 from augflow.ops.batch.kernels import BatchContext, apply_geos, image_hw, kernel_for, normalize_tensor, to_float
 from augflow.params_codec import from_jsonable, to_jsonable
 from augflow.sample import resolve_field_specs
-from augflow.steps import OneOf, OpStep, Sequential, SomeOf, Step
+from augflow.steps import OpStep, Step, walk
 
 BATCH_STREAM = 1   # spawn key of the batch-stage stream, apart from the sample stage's
 
 
 def element_seed(pipeline_seed: int, epoch: int, index: int) -> np.random.SeedSequence:
-    """The batch-stage seed of one element: same (seed, epoch, index) inputs, its own stream."""
+    """The batch-stage seed of one element as a SeedSequence (kept for callers that derive from it;
+    the stage itself draws from `element_generator`)."""
     base = seeding.call_seed(pipeline_seed, epoch, index)
     return np.random.SeedSequence(base.entropy, spawn_key=(BATCH_STREAM,))
+
+
+def element_generator(pipeline_seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The batch-stage generator of one element: same (seed, epoch, index), its own stream."""
+    return seeding.call_generator(pipeline_seed, epoch, index, seeding.BATCH_STREAM)
 
 
 # ---- drawing: what each element gets -------------------------------------------------------------
@@ -56,32 +62,17 @@ def draw_element(items: list[Item], rng: np.random.Generator, hw: tuple[int, int
 
 
 def _walk(step: Step, key: tuple, rng: np.random.Generator, hw: tuple[int, int], channels: int, out: Draw):
-    if isinstance(step, OpStep):
-        op = step.op
-        if op.p < 1.0 and not (op.p > 0.0 and rng.random() < op.p):
-            return hw
-        params = from_jsonable(to_jsonable(op.sample_params(rng, proxy(hw, channels))))
-        out.append((key, step, params))
+    """`augflow.steps.walk` with a visitor that records params (drawn on a stub of the current
+    size) and tracks the size through geometric ops, instead of applying them."""
+    def record(op_step: OpStep, slot: tuple, cur: tuple[int, int]) -> tuple[int, int]:
+        op = op_step.op
+        params = from_jsonable(to_jsonable(op.sample_params(rng, proxy(cur, channels))))
+        out.append((slot, op_step, params))
         if op.name in geo.MATRIX_OPS:
-            hw = geo.geo_of(op.name, params, geo.op_settings(op), hw).out_hw
-        return hw
-    if step.p < 1.0 and not (step.p > 0.0 and rng.random() < step.p):
-        return hw
-    if isinstance(step, OneOf):
-        weights = np.asarray(step.weights if step.weights else [1.0] * len(step.steps), dtype=float)
-        chosen = int(rng.choice(len(step.steps), p=weights / weights.sum()))
-        return _walk(step.steps[chosen], key + (chosen,), rng, hw, channels, out)
-    if isinstance(step, SomeOf):
-        n = step.n if isinstance(step.n, int) else int(rng.integers(step.n[0], step.n[1] + 1))
-        n = n if step.replace else min(n, len(step.steps))
-        for pos, c in enumerate(rng.choice(len(step.steps), size=n, replace=step.replace)):
-            hw = _walk(step.steps[int(c)], key + (pos, int(c)), rng, hw, channels, out)
-        return hw
-    if isinstance(step, Sequential):
-        for c, child in enumerate(step.steps):
-            hw = _walk(child, key + (c,), rng, hw, channels, out)
-        return hw
-    raise TypeError(f"not a pipeline step: {step!r}")
+            cur = geo.geo_of(op.name, params, geo.op_settings(op), cur).out_hw
+        return cur
+
+    return walk(step, rng, record, hw, key)
 
 
 def apply_draws(batch: dict, draws: list[Draw], ctx: BatchContext) -> dict:
@@ -139,13 +130,15 @@ class BatchStage:
             hw, channels = (int(image.shape[-2]), int(image.shape[-1])), int(image.shape[1])
             idx = _as_list(indices)
             eps = _as_list(epochs) if epochs is not None else [0] * len(idx)
-            draws = [draw_element(self.items, seeding.generator(element_seed(self.seed, e, i)), hw, channels)
+            draws = [draw_element(self.items, element_generator(self.seed, e, i), hw, channels)
                      for i, e in zip(idx, eps)]
             batch = apply_draws(batch, draws, ctx)
-        if self.channels_last:
-            for name, value in batch.items():
-                if isinstance(value, torch.Tensor) and value.dim() == 4:
-                    batch[name] = value.contiguous(memory_format=torch.channels_last)
+            # float32 whether or not any element drew an op: the dtype must not depend on the batch
+            to_float(batch, ctx)
+        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+        for name, value in batch.items():   # collated images may be channels-last memory: as asked
+            if isinstance(value, torch.Tensor) and value.dim() == 4:
+                batch[name] = value.contiguous(memory_format=fmt)
         return batch
 
 

@@ -30,12 +30,19 @@ def _item_line(item: Any, stage_backend: str) -> str:
     return repr(item)
 
 
+def _workers(o: Any) -> str:
+    if getattr(o, "executor", "processes") == "threads":
+        return (f"{max(1, o.num_workers)} loader threads (executor='threads': decode and OpenCV kernels release "
+                "the GIL; no worker start-up, no inter-process copies)")
+    return f"{o.num_workers} workers"
+
+
 def explain_plan(plan: Plan, loader: Any = None) -> str:
     o = plan.options
     lines = [f"plan for {plan.name!r} (seed {plan.seed})"]
     if loader is not None:
         lines.append(f"loader: {type(loader).__name__} over {len(loader.records)} samples, batch_size {o.batch_size}, "
-                     f"{o.num_workers} workers, shuffle={o.shuffle}, drop_last={o.drop_last}, "
+                     f"{_workers(o)}, shuffle={o.shuffle}, drop_last={o.drop_last}, "
                      f"rank {getattr(loader, 'rank', 0)}/{getattr(loader, 'world_size', 1)}")
     dec = plan.decode
     if plan.sample.backend == "dali":

@@ -99,6 +99,7 @@ class LoaderOptions:
     on_error: str = "raise"        # a bad sample: stop naming it ("raise"), or drop it and list it ("skip")
     max_pixels: int | None = None  # larger images are bad samples; None: the CLI's limit (io.sources)
     policy: Any = None             # an adaptive policy (augflow.adaptive), fed back by `loader.feedback`
+    executor: str = "processes"    # where the sample stage runs: worker "processes" or "threads"
 
 
 @dataclass
@@ -129,7 +130,7 @@ def build_plan(pipeline: Any, *, backend: str | dict | None = None, device: str 
     spec = pipeline.spec
     split = spec.view_split
     shared = spec.sample if split is None else spec.sample[:split]
-    views = pipeline._view_steps()
+    views = pipeline.view_steps()
     requested = _requested_backends(spec, backend)
     options = options or LoaderOptions()
     batch_device = device or spec.batch.get("device") or options.device or "cpu"

@@ -1,7 +1,7 @@
 """The per-sample stage of a compiled plan: decode a record, run the sample items, emit tensors.
 
 Runs in loader workers. Sample `index` of `epoch` draws from the generator of (pipeline seed,
-epoch, index) — `augflow.seeding.call_seed`, as `Pipeline.__call__(sample, index=, epoch=)` does —
+epoch, index) — `augflow.seeding.call_rng`, as `Pipeline.__call__(sample, index=, epoch=)` does —
 so a sample's output depends on nothing else: not the worker, the worker count, the batch, the
 rank or the world size. With no passes the output equals `pipe(record, index=i, epoch=e)`.
 """
@@ -19,9 +19,8 @@ from augflow.compile import decoding
 from augflow.compile.fused import run_affine_group, stub_image
 from augflow.compile.plan import AffineGroup, OpItem, Plan
 from augflow.io.sources import check_size
-from augflow.pipeline import _assemble_views
-from augflow.sample import Provenance, Sample, resolve_field_specs
-from augflow.steps import run_step, run_steps
+from augflow.sample import Sample, resolve_field_specs
+from augflow.steps import run_step
 
 INDEX_KEY, EPOCH_KEY, PROVENANCE_KEY = "_index", "_epoch", "_provenance"
 
@@ -59,26 +58,22 @@ class SampleStage:
         """`decision`: an adaptive policy's choice for this sample (`augflow.decision`), sent by the
         main process with the index (`augflow.compile.feedback`); recorded first in provenance."""
         epoch = int(epoch) if self.epoch_seed else 0
-        rng = seeding.generator(seeding.call_seed(self.seed, epoch, index))
         fields, pending = self.decode(record)
         base, _ = self.pipeline.prepare(fields)
         base.seed = {"pipeline_seed": self.seed, "epoch": epoch, "index": int(index)}
-        if decision is not None:
-            from augflow.compile.feedback import run_decided
-            base = run_decided(self, base, rng, decision)
-        elif self.backend == "kornia":
-            from augflow.compile.backends.kornia import run_sample_items
-            base = run_sample_items(self.items, base, rng, pending)
-        else:
-            base = self.run_items(base, rng, pending)
-        # `negatives:` after the sample items and before views, as Pipeline.__call__ runs it
-        base = run_steps(self.pipeline.spec.negatives, base, rng)
-        if self.views:
-            outs = {}
-            for vname, steps in self.views.items():
-                start = Sample(base, base.specs, Provenance(), base.seed)
-                outs[vname] = run_steps(steps, start, rng, view=vname)
-            base = _assemble_views(base, outs, set())
+        with seeding.call_rng(self.seed, epoch, index) as rng:
+            if decision is not None:
+                from augflow.compile.feedback import run_decided
+                base = run_decided(self, base, rng, decision)
+            elif self.backend == "kornia":
+                from augflow.compile.backends.kornia import run_sample_items
+                base = run_sample_items(self.items, base, rng, pending)
+            else:
+                base = self.run_items(base, rng, pending)
+            # then the pipeline's own later stages, in Pipeline.__call__'s order: negatives, views
+            base = self.pipeline.run_negatives(base, rng)
+            if self.views:
+                base = self.pipeline.run_views(base, rng)
         out = to_output(base)
         out[INDEX_KEY] = int(index)
         out[EPOCH_KEY] = epoch
@@ -165,8 +160,10 @@ def to_output(sample: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, Mapping) and kind is None:
             out[name] = to_output(Sample(value, resolve_field_specs(value.keys(), specs)))
         elif kind == "image" and isinstance(value, np.ndarray):
+            # A CHW view of the HWC pixels, no copy: collation stacks the HWC memory as it is and
+            # the batch stage makes it channels-first in the pass it makes anyway (normalize).
             arr = value[..., None] if value.ndim == 2 else value
-            out[name] = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+            out[name] = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
         elif kind == "mask" and isinstance(value, np.ndarray):
             out[name] = torch.from_numpy(np.ascontiguousarray(value[..., 0] if value.ndim == 3 and value.shape[2] == 1
                                                               else value))

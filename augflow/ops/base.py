@@ -35,6 +35,10 @@ class Op:
     # True when `sample_params` already returns JSON-native data and `apply` takes that form:
     # the pipeline then skips its own encode/decode round trip (the hot path of adapter ops).
     json_params: ClassVar[bool] = False
+    # True when the op draws into its own form (`draw`), applies that (`apply_drawn`) and encodes
+    # it to JSON only when provenance is read (`encode_drawn`); decode(encode(drawn)) must give
+    # the same output (tests/ops compare both paths), so replay stays exact.
+    lazy_params: ClassVar[bool] = False
 
     def __init__(self, params: Schema | None = None, **kwargs: Any):
         self.params = params if params is not None else self.Params(**kwargs)
@@ -50,6 +54,17 @@ class Op:
     def apply(self, sample: Sample, **params: Any) -> Sample:
         """Apply the op with already-sampled parameters; must not draw random numbers."""
         raise NotImplementedError
+
+    def draw(self, rng: np.random.Generator, sample: Sample) -> Any:
+        """This call's parameters in the op's own form (ops with `lazy_params` override it)."""
+        return self.sample_params(rng, sample)
+
+    def apply_drawn(self, sample: Sample, drawn: Any) -> Sample:
+        return self.apply(sample, **drawn)
+
+    def encode_drawn(self, drawn: Any) -> dict[str, Any]:
+        """The JSON form of `draw`'s result, as `sample_params` returns it."""
+        return drawn
 
     def config(self) -> dict[str, Any]:
         """The op's non-default parameters, as written in YAML."""

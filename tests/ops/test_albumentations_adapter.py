@@ -21,6 +21,7 @@ from augflow import registry
 from augflow.ops.adapters import albumentations as adapter
 from augflow.params_codec import from_jsonable
 from augflow.sample import FieldSpec, Sample
+from augflow.seeding import draw_seed
 
 ALBU_OPS = sorted(s.name for s in registry.specs() if s.family.startswith("albumentations"))
 
@@ -99,13 +100,22 @@ def targets(astronaut):
 
 def _seed_drawn_by_adapter(rng_seed: int) -> int:
     """The seed `AlbumentationsOp.sample_params` draws from a generator seeded `rng_seed`."""
-    return int(np.random.Generator(np.random.Philox(rng_seed)).integers(2**63))
+    return draw_seed(np.random.Generator(np.random.Philox(rng_seed)))
 
 
 def _ours(op, sample, rng_seed):
     params = op.sample_params(np.random.Generator(np.random.Philox(rng_seed)), sample)
     params = json.loads(json.dumps(params))          # exactly what provenance keeps
     return op.apply(sample, **from_jsonable(params))
+
+
+def _fast_path(op, sample, rng_seed):
+    """What a pipeline call runs: params drawn and applied in albumentations' own form, encoded to
+    JSON only when provenance is read; the encoded form must be what `sample_params` gives."""
+    drawn = op.draw(np.random.Generator(np.random.Philox(rng_seed)), sample)
+    out = op.apply_drawn(sample, drawn)
+    assert op.encode_drawn(drawn) == op.sample_params(np.random.Generator(np.random.Philox(rng_seed)), sample)
+    return out
 
 
 def _reference(cls, cfg, seed, inputs, dual, kp_format):
@@ -165,10 +175,12 @@ def test_op_equals_albumentations(name, astronaut, chelsea, targets, font_file):
         warnings.simplefilter("ignore")   # albumentations' own deprecation/usage warnings
         op = registry.get(name).build(dict(cfg))
         ours = _ours(op, sample, rng_seed=20240)
+        fast = _fast_path(op, sample, rng_seed=20240)
         ref = _reference(cls, cfg, _seed_drawn_by_adapter(20240), {**inputs, **extra},
                          issubclass(cls, (DualTransform, Transform3D)), kp_format)
     for key in inputs:
         _assert_same(ours, ref, key)
+        _assert_same(fast, ref, key)
 
 
 def test_every_albumentations_transform_is_registered():

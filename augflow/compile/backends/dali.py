@@ -146,7 +146,7 @@ class DaliLoader:
         raw = read_bytes(record["image"])
         hw = jpeg_header(raw) or _header_pillow(raw)
         seed_epoch = epoch if self.plan.options.epoch_seed else 0
-        rng = seeding.generator(seeding.call_seed(self.plan.seed, seed_epoch, index))
+        rng = seeding.call_generator(self.plan.seed, seed_epoch, index)
         args: list[np.ndarray] = []
         for step in self.steps:
             op = step.op

@@ -197,7 +197,12 @@ def collate(samples: list[dict[str, Any]], fields: dict) -> dict[str, Any]:
             out[key] = values
         elif isinstance(first, torch.Tensor):
             same = all(isinstance(v, torch.Tensor) and v.shape == first.shape and v.dtype == first.dtype for v in values)
-            out[key] = default_collate(values) if same else values
+            if same and all(is_hwc_view(v) for v in values):
+                # images as CHW views of HWC memory: one contiguous copy of that memory, B x C x H x W
+                # in channels-last layout (values and shape as default_collate's)
+                out[key] = stack_hwc(values)
+            else:
+                out[key] = default_collate(values) if same else values
         elif isinstance(first, dict):
             out[key] = collate(values, fields)
         elif isinstance(first, (bool, int, float)) and all(type(v) is type(first) for v in values):
@@ -205,6 +210,27 @@ def collate(samples: list[dict[str, Any]], fields: dict) -> dict[str, Any]:
         else:
             out[key] = values
     return out
+
+
+def is_hwc_view(x: torch.Tensor) -> bool:
+    """A C x H x W tensor that is a permuted view of contiguous H x W x C memory (more than one channel)."""
+    return x.dim() == 3 and x.shape[0] > 1 and x.permute(1, 2, 0).is_contiguous()
+
+
+def stack_hwc(values: list[torch.Tensor]) -> torch.Tensor:
+    """CHW views of HWC memory -> B x C x H x W over one B x H x W x C buffer (channels-last).
+
+    Filled through numpy: a plain memcpy per image, several times faster here than torch.stack
+    or copy_ on these shapes (bench/RESULTS.md, issue 12)."""
+    first = values[0].permute(1, 2, 0)
+    buf = torch.empty((len(values), *first.shape), dtype=first.dtype)
+    if first.device.type == "cpu" and first.dtype in (torch.uint8, torch.float32):
+        dst = buf.numpy()
+        for k, v in enumerate(values):
+            dst[k] = v.permute(1, 2, 0).numpy()
+    else:
+        torch.stack([v.permute(1, 2, 0) for v in values], out=buf)
+    return buf.permute(0, 3, 1, 2)
 
 
 class BatchCollator:
@@ -352,9 +378,13 @@ class CompiledLoader:
         self._epoch_chosen, self._iterated = False, True
         return self._batches(self.epoch)
 
+    def _collated(self) -> Iterator[dict[str, Any]]:
+        """The epoch's collated sample-stage batches (the thread executor overrides this)."""
+        return start_workers(self.dataloader)
+
     def _batches(self, epoch: int) -> Iterator[dict[str, Any]]:
         skipped, first = 0, None
-        for batch in start_workers(self.dataloader):
+        for batch in self._collated():
             bad = batch.pop(ERRORS_KEY, None)
             if bad:
                 self.errors.extend(bad)

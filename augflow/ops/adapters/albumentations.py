@@ -29,6 +29,7 @@ from albumentations.core.transforms_interface import (  # noqa: E402
 from pydantic import BaseModel, Field, create_model, model_validator  # noqa: E402
 
 from augflow import registry  # noqa: E402
+from augflow.seeding import draw_seed  # noqa: E402
 from augflow.config.errors import SampleError  # noqa: E402
 from augflow.ops.base import Op  # noqa: E402
 from augflow.params_codec import from_jsonable, to_jsonable  # noqa: E402
@@ -155,6 +156,7 @@ def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processor
     """The albumentations data dict for a sample, and the albumentations-key -> field-name map."""
     data: dict[str, Any] = {}
     names: dict[str, str] = {}
+    bbox = kp = None
     for name, spec in sample.specs.items():
         if name not in sample:
             continue
@@ -166,11 +168,16 @@ def _to_albu(sample: Sample) -> tuple[dict[str, Any], dict[str, str], _Processor
         data[key] = sample[name]
         names[key] = name
         if kind in ("bboxes", "keypoints"):
+            if kind == "bboxes" and bbox is None:
+                bbox = spec
+            elif kind == "keypoints" and kp is None:
+                kp = spec
             for lf in spec.label_fields:
                 if lf in sample:
                     data[lf] = sample[lf]
                     names[lf] = lf
-    procs = _Processors.for_sample(sample)
+    # the first boxes/keypoints field in spec order, as `_Processors.for_sample` picks them
+    procs = _Processors(bbox, kp) if bbox is not None or kp is not None else None
     if procs is not None:
         for key, proc in procs.by_key.items():
             try:
@@ -229,6 +236,7 @@ class AlbumentationsOp(Op):
 
     transform_cls: ClassVar[type[BasicTransform]]
     json_params: ClassVar[bool] = True
+    lazy_params: ClassVar[bool] = True
 
     def __init__(self, params: BaseModel | None = None, **kwargs: Any):
         self._config = dict(kwargs)
@@ -292,14 +300,32 @@ class AlbumentationsOp(Op):
         _set_fill_scale(t, data.get("image"))
         return data, names, procs, restore
 
-    def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
-        seed = int(rng.integers(2**63))
+    def draw(self, rng: np.random.Generator, sample: Sample) -> "_Drawn":
+        seed = draw_seed(rng)
         state = self._state()
         prepared = self._prepare(state, sample)
-        params = self._draw(state, seed, prepared[0])
-        state.prepared_for, state.prepared = sample, prepared
-        encoded = _encode_exact(params)
-        return {"seed": seed} if encoded is None else encoded
+        return _Drawn(seed, self._draw(state, seed, prepared[0]), prepared, sample)
+
+    def encode_drawn(self, drawn: "_Drawn") -> dict[str, Any]:
+        encoded = _encode_exact(drawn.values)
+        return {"seed": drawn.seed} if encoded is None else encoded
+
+    def apply_drawn(self, sample: Sample, drawn: "_Drawn") -> Sample:
+        """albumentations' own params, as a Compose applies them (no JSON round trip; the JSON
+        form gives the same output, tests/ops/test_albumentations_adapter.py)."""
+        state = self._state()
+        if drawn.prepared is not None and drawn.prepared_for is sample:
+            data, names, procs, restore = drawn.prepared
+        else:
+            data, names, procs, restore = self._prepare(state, sample)
+        drawn.prepared = drawn.prepared_for = None    # provenance keeps only the params
+        return self._run(state, drawn.values, data, names, procs, restore, sample)
+
+    def sample_params(self, rng: np.random.Generator, sample: Sample) -> dict[str, Any]:
+        drawn = self.draw(rng, sample)
+        state = self._state()
+        state.prepared_for, state.prepared = sample, drawn.prepared
+        return self.encode_drawn(drawn)
 
     def apply(self, sample: Sample, **params: Any) -> Sample:
         state = self._state()
@@ -312,10 +338,25 @@ class AlbumentationsOp(Op):
             values = self._draw(state, params["seed"], data)
         else:
             values = _decode_as_tuples(params)
+        return self._run(state, values, data, names, procs, restore, sample)
+
+    def _run(self, state: _ThreadState, values: dict[str, Any], data, names, procs, restore, sample: Sample) -> Sample:
         result = state.transform.apply_with_params(values, **data)
         if restore is not None:
             result["image"] = restore(result["image"])
         return _from_albu(sample, result, names, procs)
+
+
+class _Drawn:
+    """An albumentations transform's drawn params, the seed that drew them, and the prepared data."""
+
+    __slots__ = ("seed", "values", "prepared", "prepared_for")
+
+    def __init__(self, seed: int, values: dict[str, Any], prepared: tuple, prepared_for: Sample):
+        self.seed, self.values, self.prepared, self.prepared_for = seed, values, prepared, prepared_for
+
+    def __reduce__(self):   # what crosses a process boundary: the seed and the values, no pixels
+        return (_Drawn, (self.seed, self.values, None, None))
 
 
 def _register_extra_targets(state: _ThreadState, sample: Sample, names: dict[str, str]) -> None:

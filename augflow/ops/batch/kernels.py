@@ -120,10 +120,18 @@ def _normalize_lut(x: torch.Tensor, scale: list[float], shift: list[float]) -> t
 
     levels = np.arange(256, dtype=np.float32)
     tables = [(levels * np.float32(a) + np.float32(b)).astype(np.float32) for a, b in zip(scale, shift)]
-    xb = x.contiguous()
-    out = torch.empty(xb.shape, dtype=torch.float32)
-    src = xb.numpy().reshape(-1, *xb.shape[-3:])
-    dst = out.numpy().reshape(-1, *xb.shape[-3:])
+    out = torch.empty(x.shape, dtype=torch.float32)          # contiguous, channels first
+    dst = out.numpy().reshape(-1, *x.shape[-3:])
+    hwc = x.movedim(-3, -1)
+    if hwc.is_contiguous() and len(tables) <= 4:
+        # channels-last memory (the compiled loader's collated images): split each image into
+        # its planes and look each plane up straight into the channels-first output
+        src = hwc.numpy().reshape(-1, *hwc.shape[-3:])
+        for b in range(src.shape[0]):
+            for c, plane in enumerate(cv2.split(src[b])):
+                cv2.LUT(plane, tables[c], dst=dst[b, c])
+        return out
+    src = x.contiguous().numpy().reshape(-1, *x.shape[-3:])
     for b in range(src.shape[0]):
         for c, table in enumerate(tables):
             cv2.LUT(src[b, c], table, dst=dst[b, c])

@@ -35,16 +35,27 @@ class MixUp(BatchOnlyOp):
     def apply_batch(self, batch: dict, params: list, ctx: BatchContext) -> dict:
         orig, new, weights = start_mix(batch, params, ctx)
         n = len(params)
-        for i, p in enumerate(params):
-            if p is None:
-                continue
-            j, lam = partner(p["partner"], i, n), p["lam"]
+        rows = [(i, partner(p["partner"], i, n), p["lam"]) for i, p in enumerate(params) if p is not None]
+        if rows:   # pixels: one batched expression over every mixed element, no Python loop
+            idx, js, lams = (list(c) for c in zip(*rows))
             for name in ctx.names("image"):
-                if isinstance(orig.get(name), torch.Tensor):
-                    new[name][i] = lam * orig[name][i] + (1 - lam) * orig[name][j]
+                x = orig.get(name)
+                if isinstance(x, torch.Tensor):
+                    shape = (-1,) + (1,) * (x.dim() - 1)
+                    # the weights as the per-element form has them: lam and (1 - lam) in double,
+                    # rounded to the image dtype, so each element is bit-identical to l*x_i + (1-l)*x_j
+                    w_i = torch.tensor(lams, dtype=x.dtype, device=x.device).view(shape)
+                    w_j = torch.tensor([1 - lam for lam in lams], dtype=x.dtype, device=x.device).view(shape)
+                    rows_i = torch.tensor(idx, device=x.device)
+                    own = x if len(idx) == x.shape[0] else x.index_select(0, rows_i)   # index_select:
+                    mixed = w_i * own + w_j * x.index_select(0, torch.tensor(js, device=x.device))  # ~10x x[list]
+                    new[name].index_copy_(0, rows_i, mixed)
+            partner_major = [(i, j) for i, j, lam in rows if lam < 0.5]
             for name in ctx.names("mask"):
-                if isinstance(orig.get(name), torch.Tensor) and lam < 0.5:
-                    new[name][i] = orig[name][j]
+                if isinstance(orig.get(name), torch.Tensor) and partner_major:
+                    dst, src = (torch.tensor(c, device=orig[name].device) for c in zip(*partner_major))
+                    new[name].index_copy_(0, dst, orig[name].index_select(0, src))
+        for i, j, lam in rows:
             for name in ctx.names("bboxes", "keypoints", "masks"):
                 if isinstance(orig.get(name), list):
                     new[name][i] = torch.cat([orig[name][i], orig[name][j].to(orig[name][i].device)])

@@ -81,9 +81,17 @@ def mix_labels(orig: dict, new: dict, ctx: BatchContext, weights: list[list[tupl
             continue
         soft = soft_labels(y, num_classes if num_classes is not None else ctx.num_classes, name, op).to(y.device)
         out = soft.clone()
-        for i, ws in enumerate(weights):
-            if ws:
-                out[i] = sum(w * soft[s] for s, w in ws)
+        rows = [i for i, ws in enumerate(weights) if ws]
+        if rows:   # one batched term per position in the (src, w) lists, summed in list order
+            depth = max(len(weights[i]) for i in rows)
+            acc = None
+            for k in range(depth):   # a shorter list adds 0 * its own row: +0.0, which changes nothing
+                src = [weights[i][k][0] if k < len(weights[i]) else i for i in rows]
+                w = torch.tensor([weights[i][k][1] if k < len(weights[i]) else 0.0 for i in rows],
+                                 dtype=soft.dtype, device=soft.device).view(-1, *([1] * (soft.dim() - 1)))
+                term = w * soft.index_select(0, torch.tensor(src, device=soft.device))
+                acc = term if acc is None else acc + term
+            out.index_copy_(0, torch.tensor(rows, device=soft.device), acc)
         new[name] = out
 
 

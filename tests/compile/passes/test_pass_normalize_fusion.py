@@ -40,3 +40,29 @@ def test_fused_kernel_reads_uint8_like_albumentations_normalize(astronaut):
     x = torch.from_numpy(astronaut).permute(2, 0, 1)[None]
     got = normalize_tensor(x, (127.5, 102.0, 76.5), (51.0, 63.75, 76.5))
     np.testing.assert_allclose(got[0].permute(1, 2, 0).numpy(), ref, atol=1e-5)
+
+
+def test_channels_last_batch_normalizes_to_the_same_contiguous_output(astronaut):
+    """Collated images arrive as channels-last memory; the one pass that splits planes, converts
+    and normalizes gives exactly what the channels-first path gives, channels-first contiguous."""
+    hwc = torch.from_numpy(np.stack([astronaut[:32, :24], astronaut[8:40, 16:40]]))
+    mean, std = (127.5, 102.0, 76.5), (51.0, 63.75, 76.5)
+    fast = normalize_tensor(hwc.permute(0, 3, 1, 2), mean, std)
+    ref = normalize_tensor(hwc.permute(0, 3, 1, 2).contiguous(), mean, std)
+    assert fast.is_contiguous() and fast.shape == (2, 3, 32, 24)
+    torch.testing.assert_close(fast, ref, atol=0, rtol=0)
+
+
+def test_loader_images_are_views_until_collated_and_contiguous_after(jpeg_paths):
+    """The sample stage hands CHW views of HWC pixels (no copy); the batch equals stacking
+    contiguous copies, and leaves the loader channels-first contiguous."""
+    from augflow.compile.backends.torch_loader import is_hwc_view
+
+    pipe = augflow.Pipeline.from_dict(PIPE)
+    loader = pipe.compile(jpeg_paths[:4], batch_size=4)
+    items = [loader.dataset[i] for i in range(4)]
+    assert all(is_hwc_view(it["image"]) for it in items)
+    collated = loader.dataloader.collate_fn(items)["image"]
+    torch.testing.assert_close(collated, torch.stack([it["image"].contiguous() for it in items]), atol=0, rtol=0)
+    batch = next(iter(loader))["image"]
+    assert batch.is_contiguous() and batch.shape == (4, 3, 40, 40)

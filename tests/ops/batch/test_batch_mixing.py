@@ -71,6 +71,25 @@ def test_mixup_blends_images_and_labels_and_keeps_both_images_boxes():
     assert (out["mask"][0] == 2).all()          # the dominant image's mask
 
 
+def test_batched_mixup_is_bit_identical_to_the_per_element_formula():
+    """MixUp runs as one expression over the batch; each element equals l*x_i + (1-l)*x_j exactly."""
+    from augflow.ops.batch.paste import partner
+
+    batch = make_batch(4)
+    rng = np.random.default_rng(3)
+    params = [{"lam": float(rng.beta(0.2, 0.2)), "partner": float(rng.random())} for _ in range(4)]
+    params[2] = None
+    out = op("mixup").apply_batch(batch, params, BatchContext(SPECS))
+    for i, p in enumerate(params):
+        x = batch["image"]
+        if p is None:
+            assert torch.equal(out["image"][i], x[i])
+            continue
+        j = partner(p["partner"], i, 4)
+        assert torch.equal(out["image"][i], p["lam"] * x[i] + (1 - p["lam"]) * x[j])
+        assert torch.equal(out["mask"][i], batch["mask"][j] if p["lam"] < 0.5 else batch["mask"][i])
+
+
 def test_resizemix_pastes_the_whole_partner_shrunk_and_its_boxes_with_it():
     batch = make_batch()
     p = {"tau": 0.5, "u": 0.0, "v": 1.0, "partner": 0.0}        # a 32x32 patch at the bottom-left
