@@ -18,6 +18,7 @@ ROOT = pathlib.Path(augflow.__file__).parent
 # Top-level part of augflow -> layer; lower numbers are lower layers.
 LAYERS = {
     "errors": 0, "_builtins": 0, "sample": 0, "seeding": 0, "params_codec": 0, "registry": 0, "ops.base": 0,
+    "op_backends": 0,        # which compile backend runs which op: the table the registry copies into OpSpec
     "steps": 1, "config": 1,
     "decision": 1, "builder": 1, "op": 1,     # policy decisions, the Python pipeline builder (other branches)
     "io.decode": 1,          # decode kernels (bytes/PIL -> arrays): the pipeline's input check uses them
