@@ -87,3 +87,15 @@ def test_an_explicit_executor_is_kept_and_said_to_be_requested():
     plan = _plan(spec, num_workers=2, executor="threads")
     assert plan.options.executor == "threads" and plan.executor_reason == "requested"
     assert _plan(num_workers=2, executor="processes").options.executor == "processes"
+
+
+def test_auto_threads_give_the_views_of_the_in_process_loader(jpeg_paths):
+    pipe = augflow.Pipeline.from_dict({"augflow": 1, "seed": 5, "sample": [
+        {"views": 2}, {"random_resized_crop": {"size": [32, 32]}}, {"horizontal_flip": {}}]})
+    ref = pipe.compile(jpeg_paths, batch_size=4)
+    auto = pipe.compile(jpeg_paths, batch_size=4, num_workers=2)
+    assert auto.plan.options.executor == "threads"
+    for x, y in zip(ref, auto, strict=True):
+        for view in ("view0", "view1"):
+            torch.testing.assert_close(x[view]["image"], y[view]["image"], atol=0, rtol=0)
+    auto.close()
