@@ -83,5 +83,7 @@ def ops_on(backend: str) -> frozenset[str]:
 
 
 def batch_only(backends: Iterable[str]) -> bool:
-    """An op without the per-sample path mixes images of a batch: it runs only in the batch stage."""
-    return "albumentations" not in tuple(backends)
+    """An op on kornia without the per-sample path mixes images of a batch: it runs only in the
+    batch stage."""
+    have = tuple(backends)
+    return "kornia" in have and "albumentations" not in have

@@ -40,7 +40,7 @@ def require(step, backend: str, stage: str) -> None:
     """Raise a BackendError naming the op, where it is and the backends that have it."""
     name = step.op.name
     have = backends_of(name)
-    if stage == "sample" and have and op_backends.batch_only(have):
+    if stage == "sample" and op_backends.batch_only(have):
         raise BackendError(f"op {step.name!r} at {step.path} mixes images of a batch, so it runs only in the batch "
                            "stage: move it under 'batch: ops:'")
     if backend not in have:
