@@ -34,6 +34,7 @@ _LAZY = {
     "SourceError": "augflow.io.sources", "ReaderError": "augflow.io.readers",
     "MissingImageError": "augflow.io.decode", "ImageDecodeError": "augflow.io.decode",
     "UnsafePathError": "augflow.io.writers", "MaterializeError": "augflow.io.materialize",
+    "LoaderFormatError": "augflow.io.loader_shards",
     "ModelError": "augflow.generative.models", "VocabularyError": "augflow.latent.vocab",
     "BadSampleError": "augflow.errors", "OpCallError": "augflow.errors",
     "AlbumentationsConversionError": "augflow.errors",
@@ -41,7 +42,8 @@ _LAZY = {
 
 ERRORS = ("AugflowError", "PipelineConfigError", "SampleError", "UnknownOpError", "BackendError", "SourceError",
           "ReaderError", "MissingImageError", "ImageDecodeError", "UnsafePathError", "MaterializeError",
-          "ModelError", "VocabularyError", "BadSampleError", "OpCallError", "AlbumentationsConversionError")
+          "ModelError", "VocabularyError", "BadSampleError", "OpCallError", "AlbumentationsConversionError",
+          "LoaderFormatError")
 
 
 def __getattr__(name: str):

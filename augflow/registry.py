@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel, ValidationError
 
+from augflow import op_backends
 from augflow._builtins import BUILTIN_FAMILIES
 from augflow.errors import AugflowError
 from augflow.ops.base import Op
@@ -32,10 +33,14 @@ class OpSpec:
     targets: frozenset[str]
     family: str
     doc: str = ""
-    backends: tuple[str, ...] = ("augflow",)
+    backends: tuple[str, ...] | None = None   # None: from augflow/op_backends.py (the one table)
     aliases: tuple[str, ...] = ()
     hidden_params: tuple[str, ...] = ()   # schema fields not exposed to users (e.g. albumentations' `strict`)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # set once, here: the compiler and the catalogue both read this field
+        self.backends = op_backends.declared(self.name, self.extra.get("cls"), self.backends)
 
     @functools.cached_property
     def schema(self) -> type[BaseModel]:
@@ -131,8 +136,12 @@ _FAMILIES_LOCK = threading.RLock()
 
 
 def register(name: str, *, targets: Iterable[str] = ("image",), family: str = "custom",
-             backends: Iterable[str] = ("augflow",), aliases: Iterable[str] = ()) -> Callable[[type[Op]], type[Op]]:
-    """Class decorator: register an `Op` subclass under `name` with its `Params` schema."""
+             backends: Iterable[str] | None = None, aliases: Iterable[str] = ()) -> Callable[[type[Op]], type[Op]]:
+    """Class decorator: register an `Op` subclass under `name` with its `Params` schema.
+
+    `backends`: the compile backends that run a custom op (see augflow/op_backends.py); None: the
+    per-sample path, plus `kornia` when the class has `apply_batch`. Built-in ops are declared in
+    that module's TABLE."""
 
     def deco(cls: type[Op]) -> type[Op]:
         cls.name = name
@@ -140,7 +149,7 @@ def register(name: str, *, targets: Iterable[str] = ("image",), family: str = "c
         add(OpSpec(
             name=name, factory=lambda **kw: cls(cls.Params(**kw)), schema_source=cls.Params,
             targets=cls.targets, family=family, doc=(cls.__doc__ or "").strip(),
-            backends=tuple(backends), aliases=tuple(aliases), extra={"cls": cls},
+            backends=None if backends is None else tuple(backends), aliases=tuple(aliases), extra={"cls": cls},
         ))
         return cls
 

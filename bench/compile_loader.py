@@ -297,7 +297,7 @@ def measure_workers(kind: str, count: int, rounds: int, workers: int, pipeline: 
                                                               num_workers=workers),
         "albumentations[sj]": lambda: torch.utils.data.DataLoader(AlbuDataset(paths, pipeline, sj_decode),
                                                                   batch_size=BATCH, num_workers=workers),
-        "augflow[processes]": lambda: pipe.compile(paths, batch_size=BATCH, num_workers=workers),
+        "augflow[processes]": lambda: pipe.compile(paths, batch_size=BATCH, num_workers=workers, executor="processes"),
         "augflow[threads]": lambda: pipe.compile(paths, batch_size=BATCH, num_workers=workers, executor="threads"),
     }
     wall: dict[str, list[float]] = {name: [] for name in makers}

@@ -62,10 +62,7 @@ def compile_pipeline(pipeline: Any, data: Any, *, batch_size: int = 32, num_work
     if plan.sample.backend == "dali":
         from augflow.compile.backends.dali import DaliLoader
         return DaliLoader(plan, records)
-    from augflow.compile.backends.threads import EXECUTORS
-    if plan.options.executor not in EXECUTORS:
-        raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {plan.options.executor!r}")
-    if plan.options.executor == "threads":
+    if plan.options.executor == "threads":     # resolved from "auto" by compile/passes/executor.py
         from augflow.compile.backends.threads import ThreadLoader
         return ThreadLoader(plan, records)
     from augflow.compile.backends.torch_loader import CompiledLoader

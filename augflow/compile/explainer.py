@@ -37,6 +37,15 @@ def _workers(o: Any) -> str:
     return f"{o.num_workers} workers"
 
 
+def _executor_line(plan: Plan) -> str:
+    o = plan.options
+    if plan.sample.backend == "dali":
+        return "executor: DALI threads"
+    where = f"{max(1, o.num_workers)} threads" if o.executor == "threads" else \
+        f"{o.num_workers} worker processes" if o.num_workers else "this process"
+    return f"executor: {o.executor} ({where}) — {plan.executor_reason or 'requested'}"
+
+
 def explain_plan(plan: Plan, loader: Any = None) -> str:
     o = plan.options
     lines = [f"plan for {plan.name!r} (seed {plan.seed})"]
@@ -44,13 +53,15 @@ def explain_plan(plan: Plan, loader: Any = None) -> str:
         lines.append(f"loader: {type(loader).__name__} over {len(loader.records)} samples, batch_size {o.batch_size}, "
                      f"{_workers(o)}, shuffle={o.shuffle}, drop_last={o.drop_last}, "
                      f"rank {getattr(loader, 'rank', 0)}/{getattr(loader, 'world_size', 1)}")
+    lines.append(_executor_line(plan))
     dec = plan.decode
     if plan.sample.backend == "dali":
         lines.append("decode: DALI decoders (fused with the first crop: decoders.image_slice)")
     else:
         lines.append(f"decode: {dec.decoder} for JPEG, augflow.io.decode.load_image otherwise; reduced: "
                      f"{'on' if dec.reduce else 'off'}" + (f" ({dec.note})" if dec.note else ""))
-    where = "DALI threads" if plan.sample.backend == "dali" else "loader workers"
+    where = "DALI threads" if plan.sample.backend == "dali" else \
+        "loader threads" if o.executor == "threads" else "loader workers"
     lines.append(f"stage sample  [backend {plan.sample.backend}, {plan.sample.device}, {where}] "
                  f"{plan.sample.reason}")
     for item in plan.sample.items:
@@ -71,6 +82,6 @@ def explain_plan(plan: Plan, loader: Any = None) -> str:
         lines.append("    (no ops)")
     if o.channels_last:
         lines.append("    channels-last output")
-    lines.append("passes: " + (", ".join(["select_backends", *plan.passes])))
+    lines.append("passes: " + (", ".join(["select_backends", "select_executor", *plan.passes])))
     lines.extend(f"  - {line}" for line in plan.log)
     return "\n".join(lines)

@@ -15,9 +15,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from augflow.op_backends import BACKENDS
 from augflow.steps import OneOf, OpStep, Sequential, SomeOf, Step, iter_ops
-
-BACKENDS = ("albumentations", "kornia", "dali")
 
 
 @dataclass
@@ -99,7 +98,8 @@ class LoaderOptions:
     on_error: str = "raise"        # a bad sample: stop naming it ("raise"), or drop it and list it ("skip")
     max_pixels: int | None = None  # larger images are bad samples; None: the CLI's limit (io.sources)
     policy: Any = None             # an adaptive policy (augflow.adaptive), fed back by `loader.feedback`
-    executor: str = "processes"    # where the sample stage runs: worker "processes" or "threads"
+    executor: str = "auto"         # where the sample stage runs: worker "processes", "threads", or "auto"
+    #                                (resolved by compile/passes/executor.py, with its reason in explain())
 
 
 @dataclass
@@ -116,6 +116,7 @@ class Plan:
     options: LoaderOptions = field(default_factory=LoaderOptions)
     passes: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    executor_reason: str = ""      # why options.executor was chosen (select_executor)
 
     def replace(self, **changes: Any) -> "Plan":
         return dataclasses.replace(self, **changes)

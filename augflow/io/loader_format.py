@@ -18,23 +18,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-META = "loader.json"
-FORMAT = "augflow-loader"
-ENCODINGS = ("jpeg", "raw")
-
-
-class LoaderFormatError(ValueError):
-    """A conversion that cannot go on (settings differ from the existing output, bad options)."""
-
-
-def _shard_paths(root: Path, s: int) -> tuple[Path, Path]:
-    return root / f"shard-{s:05d}.bin", root / f"shard-{s:05d}.idx.npy"
+# the read side (what `pipe.compile(folder)` uses) lives in loader_shards, which readers imports
+from augflow.io.loader_shards import (ENCODINGS, FORMAT, META, LoaderFormatError, LoaderShards, is_loader_dataset,
+                                      shard_paths)
 
 
 def _resize(img: np.ndarray, max_side: int | None) -> np.ndarray:
@@ -85,7 +76,7 @@ def write_loader_dataset(data: Any, output: str | os.PathLike, *, max_side: int 
     _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
     n_shards = -(-len(records) // shard_size)
     for s in range(n_shards):
-        bin_path, idx_path = _shard_paths(root, s)
+        bin_path, idx_path = shard_paths(root, s)
         lo, hi = s * shard_size, min(len(records), (s + 1) * shard_size)
         if idx_path.exists():
             if progress:
@@ -124,59 +115,4 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def is_loader_dataset(path: str | os.PathLike) -> bool:
-    p = Path(path) / META
-    if not p.is_file():
-        return False
-    try:
-        return json.loads(p.read_text(encoding="utf-8")).get("format") == FORMAT
-    except (OSError, ValueError):
-        return False
-
-
-class LoaderShards(Sequence):
-    """The records of a loader-ready folder: {"image": JPEG bytes view or uint8 HxWxC array, "label"}.
-
-    Shards are memory-mapped on first use in each process (the object pickles as its folder), so
-    reading an image is a slice of a mapping, not a file open."""
-
-    def __init__(self, root: str | os.PathLike, image_key: str = "image", label_key: str = "label"):
-        self.root = Path(root)
-        self.meta = json.loads((self.root / META).read_text(encoding="utf-8"))
-        self.image_key, self.label_key = image_key, label_key
-        self.shard_size = int(self.meta["shard_size"])
-        self.raw = self.meta["encoding"] == "raw"
-        n_shards = -(-int(self.meta["count"]) // self.shard_size)
-        missing = [s for s in range(n_shards) if not _shard_paths(self.root, s)[1].exists()]
-        if missing:
-            raise LoaderFormatError(f"{self.root}: shards {missing[:5]} are not finished; rerun the conversion "
-                                    "(it resumes) before reading")
-        self.index = [np.load(_shard_paths(self.root, s)[1]) for s in range(n_shards)]
-        self._maps: dict[int, np.memmap] = {}
-
-    def __len__(self) -> int:
-        return int(self.meta["count"])
-
-    def _map(self, s: int) -> np.ndarray:
-        m = self._maps.get(s)
-        if m is None:
-            path = _shard_paths(self.root, s)[0]
-            m = self._maps[s] = np.memmap(path, dtype=np.uint8, mode="r") if path.stat().st_size else np.zeros(0, np.uint8)
-        return m
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        if not 0 <= i < len(self):
-            raise IndexError(f"index {i} out of range for {len(self)} images in {self.root}")
-        s, k = divmod(int(i), self.shard_size)
-        off, length, h, w, c, label = (int(v) for v in self.index[s][k])
-        data = self._map(s)[off:off + length]
-        image = data.reshape(h, w, c) if self.raw else memoryview(data)
-        out = {self.image_key: image}
-        if label >= 0:
-            out[self.label_key] = label
-        return out
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_maps"] = {}
-        return state
+__all__ = ["write_loader_dataset", "LoaderShards", "LoaderFormatError", "is_loader_dataset", "META", "FORMAT", "ENCODINGS"]

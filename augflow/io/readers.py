@@ -65,7 +65,7 @@ def as_records(data: Any, *, image_key: str = "image", label_key: str = "label",
     if isinstance(data, (str, os.PathLike)):
         path = Path(data)
         if path.is_dir():
-            from augflow.io.loader_format import LoaderShards, is_loader_dataset
+            from augflow.io.loader_shards import LoaderShards, is_loader_dataset
             if is_loader_dataset(path):   # `augflow materialize --format loader` output
                 shards = LoaderShards(path, image_key=image_key, label_key=label_key)
                 return Records(shards, shards.meta.get("classes"), str(path))

@@ -31,10 +31,10 @@ def _losses(batch):
     return torch.where(batch["_index"] % 2 == 1, 5.0 + 0 * idx, 0.1 + 0.01 * idx)
 
 
-def _run(records, policy, epochs=3, num_workers=0, start=0):
+def _run(records, policy, epochs=3, num_workers=0, start=0, executor="auto"):
     pipe = Pipeline.from_dict(PIPE)
     loader = pipe.compile(records, batch_size=4, shuffle=True, policy=policy, num_workers=num_workers,
-                          return_provenance=True)
+                          return_provenance=True, executor=executor)
     out = []
     for e in range(start, epochs):
         loader.set_epoch(e)
@@ -70,8 +70,9 @@ POLICIES = {"loss_curriculum": LossCurriculum, "augment_subset": lambda: Augment
 
 
 @pytest.mark.parametrize("make", POLICIES.values(), ids=list(POLICIES))
-def test_worker_counts_0_and_2_identical(records, make):
-    _same(_run(records, make(), num_workers=0), _run(records, make(), num_workers=2))
+@pytest.mark.parametrize("executor", ["processes", "threads"])
+def test_worker_counts_0_and_2_identical(records, make, executor):
+    _same(_run(records, make(), num_workers=0), _run(records, make(), num_workers=2, executor=executor))
 
 
 def test_high_loss_indices_get_lower_magnitudes(records):

@@ -36,10 +36,10 @@ def by_index(loader) -> dict[int, torch.Tensor]:
     return {i: img for batch in loader for i, img in zip(batch["_index"].tolist(), batch["image"])}
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_truncated_jpeg_error_names_the_file(folder_with_truncated, workers):
+@pytest.mark.parametrize("workers, executor", [(0, "auto"), (2, "processes"), (2, "threads")])
+def test_truncated_jpeg_error_names_the_file(folder_with_truncated, workers, executor):
     root, bad = folder_with_truncated
-    loader = augflow.Pipeline.from_dict(PIPE).compile(root, batch_size=4, num_workers=workers)
+    loader = augflow.Pipeline.from_dict(PIPE).compile(root, batch_size=4, num_workers=workers, executor=executor)
     with pytest.raises(Exception) as info:
         list(loader)
     assert bad in str(info.value)
@@ -49,11 +49,12 @@ def test_truncated_jpeg_error_names_the_file(folder_with_truncated, workers):
         assert isinstance(info.value, BadSampleError)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_skip_drops_the_sample_records_it_and_warns_once_per_epoch(folder_with_truncated, jpeg_folder, workers):
+@pytest.mark.parametrize("workers, executor", [(0, "auto"), (2, "processes"), (2, "threads")])
+def test_skip_drops_the_sample_records_it_and_warns_once_per_epoch(folder_with_truncated, jpeg_folder, workers,
+                                                                    executor):
     root, bad = folder_with_truncated
     pipe = augflow.Pipeline.from_dict(PIPE)
-    loader = pipe.compile(root, batch_size=4, num_workers=workers, on_error="skip")
+    loader = pipe.compile(root, batch_size=4, num_workers=workers, on_error="skip", executor=executor)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batches = list(loader)

@@ -35,10 +35,11 @@ def test_unoptimised_loader_equals_pipeline_called_per_index(jpeg_paths):
         assert torch.equal(got[i], ref)
 
 
-def test_outputs_do_not_depend_on_worker_count(jpeg_folder):
+def test_outputs_do_not_depend_on_worker_count_or_executor(jpeg_folder):
     pipe = augflow.Pipeline.from_dict(PIPE)
-    runs = [by_index(pipe.compile(jpeg_folder, batch_size=4, num_workers=w, shuffle=True)) for w in (0, 1, 2)]
-    assert runs[0].keys() == runs[1].keys() == runs[2].keys() == set(range(12))
+    runs = [by_index(pipe.compile(jpeg_folder, batch_size=4, num_workers=w, shuffle=True, executor=ex))
+            for w, ex in ((0, "auto"), (1, "processes"), (2, "processes"), (2, "threads"))]
+    assert all(run.keys() == set(range(12)) for run in runs)
     assert all(torch.equal(runs[0][i], run[i]) for run in runs[1:] for i in runs[0])
 
 

@@ -1,4 +1,5 @@
-"""Which backend has which op, and the measurements `auto` chooses by.
+"""The backends' check of an op (from the one table, augflow/op_backends.py) and the measurements
+`auto` chooses by.
 
 - `albumentations`: the per-sample CPU path (albumentations through augflow's adapter, and
   augflow's own numpy ops), in loader workers.
@@ -9,7 +10,7 @@
 
 from __future__ import annotations
 
-from augflow import registry
+from augflow import op_backends, registry
 from augflow.errors import AugflowError
 
 # Measured on this project's 2-core CPU machine (bench/compile_loader.py, results in
@@ -26,34 +27,20 @@ class BackendError(AugflowError, ValueError):
     """An op that the chosen backend does not have, or a stage a backend cannot run."""
 
 
-def batch_only(name: str) -> bool:
-    """Ops that mix several images exist only in the batch stage."""
+def backends_of(name: str) -> tuple[str, ...]:
+    """Backends that can run the op with this canonical name: its `OpSpec.backends`, the same
+    field `augflow ops` lists (declared in augflow/op_backends.py)."""
     try:
-        return registry.get(name).family == "batch"
+        return registry.get(name).backends
     except registry.UnknownOpError:
-        return False
-
-
-def backends_of(name: str) -> list[str]:
-    """Backends that can run the op with this canonical name (in the stage that suits it)."""
-    from augflow.compile.backends.dali import DALI_OPS
-    from augflow.ops.batch.kernels import has_kernel
-
-    out = []
-    if not batch_only(name):
-        out.append("albumentations")
-    if has_kernel(name):
-        out.append("kornia")
-    if name in DALI_OPS:
-        out.append("dali")
-    return out
+        return ()
 
 
 def require(step, backend: str, stage: str) -> None:
     """Raise a BackendError naming the op, where it is and the backends that have it."""
     name = step.op.name
     have = backends_of(name)
-    if stage == "sample" and batch_only(name):
+    if stage == "sample" and op_backends.batch_only(have):
         raise BackendError(f"op {step.name!r} at {step.path} mixes images of a batch, so it runs only in the batch "
                            "stage: move it under 'batch: ops:'")
     if backend not in have:

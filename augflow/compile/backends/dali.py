@@ -33,11 +33,6 @@ from augflow.ops.batch.geometry import op_settings
 from augflow.params_codec import from_jsonable, to_jsonable
 from augflow.steps import OpStep
 
-# canonical op name -> how it becomes DALI arguments and operators (see _ARGS and _graph)
-DALI_OPS = frozenset({
-    "albumentations.RandomResizedCrop", "albumentations.Resize", "albumentations.HorizontalFlip",
-    "albumentations.VerticalFlip", "albumentations.ColorJitter", "albumentations.Normalize", "to_tensor",
-})
 _CROPS = ("albumentations.RandomResizedCrop",)
 
 
@@ -77,6 +72,8 @@ def _args_none(p, cfg, hw):
     return [], hw
 
 
+# canonical op name -> how it becomes DALI arguments (operators: _graph); the ops declared `dali`
+# in augflow/op_backends.py, no more, no fewer (tests/test_op_backends.py)
 _ARGS: dict[str, Callable] = {
     "albumentations.RandomResizedCrop": _args_rrc, "albumentations.Resize": _args_resize,
     "albumentations.HorizontalFlip": _args_flip, "albumentations.VerticalFlip": _args_flip,

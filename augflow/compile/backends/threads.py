@@ -19,8 +19,6 @@ from typing import Any, Iterator
 
 from augflow.compile.backends.torch_loader import CompiledLoader
 
-EXECUTORS = ("processes", "threads")
-
 
 def _thread_init() -> None:
     import cv2

@@ -596,7 +596,7 @@ def register_all() -> None:
         globals()[op_cls.__name__] = op_cls   # found by name when a pipeline is pickled to workers
         registry.add(registry.OpSpec(
             name=op_cls.name, factory=op_cls, schema_source=functools.partial(params_schema, cls), targets=op_cls.targets,
-            family=_family_of(cls), doc=op_cls.__doc__, backends=("albumentations",),
+            family=_family_of(cls), doc=op_cls.__doc__,
             aliases=tuple(dict.fromkeys((snake_case(cls_name), _old_snake_case(cls_name)))), hidden_params=("strict",),
             extra={"cls": op_cls, "named_constants": _NAMED_CONSTANTS},
         ))

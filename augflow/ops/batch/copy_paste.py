@@ -31,7 +31,7 @@ def boxes_of_masks(masks: torch.Tensor) -> np.ndarray:
     return out
 
 
-@register("copy_paste", targets=_TARGETS, family="batch", backends=("kornia",))
+@register("copy_paste", targets=_TARGETS, family="batch")
 class CopyPaste(BatchOnlyOp):
     """Paste a random subset of another element's instances (by mask) onto this one."""
 

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from augflow.op_backends import ops_on
 from augflow.ops.batch import geometry as geo
 from augflow.sample import FieldSpec
 
@@ -40,36 +41,18 @@ class BatchContext:
 
 
 def kernel(*names: str) -> Callable[[Kernel], Kernel]:
-    """Register a kernel for ops with these canonical names; declares 'kornia' on each op."""
+    """Register the kernel of ops with these canonical names; each must be declared `kornia` in
+    augflow/op_backends.py (the table `augflow ops` and the compiler read)."""
 
     def deco(fn: Kernel) -> Kernel:
         for name in names:
+            if name not in ops_on("kornia"):
+                raise ValueError(f"kernel for op {name!r}: declare the op's 'kornia' backend in "
+                                 "augflow/op_backends.py (TABLE) first")
             KERNELS[name] = fn
-            _declare_backend(name, "kornia")
         return fn
 
     return deco
-
-
-def _declare_backend(name: str, backend: str) -> None:
-    from augflow import registry
-    try:
-        spec = registry.get(name)
-    except registry.UnknownOpError:
-        return
-    if backend not in spec.backends:
-        spec.backends = (*spec.backends, backend)
-
-
-def has_kernel(name: str) -> bool:
-    if name in KERNELS:
-        return True
-    from augflow import registry
-    try:
-        cls = registry.get(name).extra.get("cls")
-    except registry.UnknownOpError:
-        return False
-    return cls is not None and hasattr(cls, "apply_batch")
 
 
 def kernel_for(op: Any) -> Kernel:

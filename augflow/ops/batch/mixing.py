@@ -21,7 +21,7 @@ from augflow.registry import register
 _TARGETS = {"image", "mask", "masks", "bboxes", "keypoints", "label"}
 
 
-@register("mixup", targets=_TARGETS, family="batch", backends=("kornia",))
+@register("mixup", targets=_TARGETS, family="batch")
 class MixUp(BatchOnlyOp):
     """x = l * x_i + (1 - l) * x_j and likewise for labels, l ~ Beta(alpha, alpha) per element."""
 
@@ -103,7 +103,7 @@ def _batch_size(batch: dict, ctx: BatchContext) -> int:
     return int(first_image(batch, ctx).shape[0])
 
 
-@register("cutmix", targets=_TARGETS, family="batch", backends=("kornia",))
+@register("cutmix", targets=_TARGETS, family="batch")
 class CutMix(BatchOnlyOp):
     """Paste a box of x_j into x_i; box area 1 - l, l ~ Beta(alpha, alpha); labels by the pasted area
     after clipping to the image (not by the drawn l)."""

@@ -14,7 +14,7 @@ from augflow.ops.batch.paste import BatchOnlyOp, MixParams, clear_element, mix_l
 from augflow.registry import register
 
 
-@register("mosaic", targets=_TARGETS, family="batch", backends=("kornia",))
+@register("mosaic", targets=_TARGETS, family="batch")
 class Mosaic(BatchOnlyOp):
     """2x2 mosaic of this element and three others; centre drawn in `center` (fractions)."""
 

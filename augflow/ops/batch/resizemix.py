@@ -12,7 +12,7 @@ from augflow.ops.batch.paste import BatchOnlyOp, MixParams, mix_labels, partner,
 from augflow.registry import register
 
 
-@register("resizemix", targets=_TARGETS, family="batch", backends=("kornia",), aliases=("resize_mix",))
+@register("resizemix", targets=_TARGETS, family="batch", aliases=("resize_mix",))
 class ResizeMix(BatchOnlyOp):
     """Paste x_j resized by tau ~ U(scale) into x_i at a uniform position; labels by patch area."""
 
