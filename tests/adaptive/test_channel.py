@@ -103,14 +103,18 @@ def test_replay_reproduces_policy_decisions(records):
 
 def test_loader_matches_pipeline_call_with_decision(records):
     pipe = Pipeline.from_dict(PIPE)
-    decision = {"ops": {"sample[0]": 3, "sample[2]": 10}}
-    out = pipe(records[1], index=1, epoch=4, decision=decision)
-    assert out.provenance[0].op == "policy" and out.provenance[0].params["ops"] == decision["ops"]
-    assert [e.op for e in out.provenance[1:]] in (["rotate", "horizontal_flip", "to_tensor"], ["rotate", "to_tensor"])
-    angle = out.provenance[1].params
-    replayed = pipe.replay(records[1], out.provenance)
-    assert torch.equal(replayed["image"], out["image"])
-    assert angle   # the weakened rotate drew its own parameters
+    decision = {"ops": {"sample[0]": 3, "sample[2]": 10}}   # rotate weakened to 3/10, brightness skipped
+    angles = []
+    for index in range(len(records)):
+        out = pipe(records[index], index=index, epoch=4, decision=decision)
+        assert out.provenance[0].op == "policy" and out.provenance[0].params["ops"] == decision["ops"]
+        ops = [e.op for e in out.provenance[1:]]
+        assert "random_brightness_contrast" not in ops and ops[-1] == "to_tensor"
+        assert set(ops) <= {"rotate", "horizontal_flip", "to_tensor"}
+        angles += [e.params for e in out.provenance[1:] if e.op == "rotate"]
+        replayed = pipe.replay(records[index], out.provenance)
+        assert torch.equal(replayed["image"], out["image"])
+    assert angles   # rotate (p=0.5) ran for some samples, drawing its own parameters from the narrower range
 
 
 def test_weakened_op_draws_from_a_narrower_range(records):

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 import augflow
+from augflow.io import engines
 from augflow.io import materialize as mat
 from augflow.io.readers import ReaderError, read_manifest
 from augflow.io.sources import SourceError, open_source
@@ -47,7 +48,7 @@ def _run(inputs, manifest: Path, out: Path, **kw) -> mat.Summary:
     job = mat.plan(mat.JobOptions(pipeline=inputs["pipeline"], input=str(manifest), output=str(out),
                                   manifest="jsonl", **{k: v for k, v in kw.items() if k != "overwrite"}),
                    overwrite=kw.get("overwrite", False))
-    return mat.run(job)
+    return engines.run(job)
 
 
 def test_dot_labels_are_not_merged_in_folder_output(inputs, tmp_path):

@@ -22,7 +22,10 @@ TOL = 1 / 255 + 1e-5   # the uint8 path rounds once: half a level, plus float no
 #   up to 1 degree off, which moves a saturated channel by up to 255/60 = 4.25 levels, plus the
 #   rounding of its brightness/contrast/saturation steps.
 # - GlassBlur blurs, swaps pixels and blurs again, rounding to uint8 in between (two roundings).
-QUANTISED = {"albumentations.ColorJitter": 7.0, "albumentations.GlassBlur": 2.0}
+# - random_field resamples with cv2.remap, whose 8-bit bilinear path uses fixed-point weights
+#   (1/32-pixel steps, INTER_BITS=5) where the float path interpolates exactly: a pixel between two
+#   very different neighbours can land a little over one level away (1.04 measured).
+QUANTISED = {"albumentations.ColorJitter": 7.0, "albumentations.GlassBlur": 2.0, "random_field": 2.0}
 # Not colour ops, or ops that need inputs a lone image does not have.
 NOT_COLOUR = {"albumentations.FromFloat", "albumentations.ToFloat", "albumentations.MaskDropout",
               "albumentations.XYMasking", "albumentations.Lambda", "albumentations.TextImage"}
