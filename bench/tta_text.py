@@ -10,7 +10,10 @@ Reports, in one run on one machine:
   and whether their outputs are equal;
 - the meaning-filter similarities, and a rerun served entirely from the SQLite cache.
 
-    python bench/tta_text.py [--k 4] [--threads 1] [--rounds 2]
+    python bench/tta_text.py [--k 4] [--threads N] [--rounds 2]
+
+Without --threads, torch threads are as the shipped YAML sets them while generating (1) and
+torch's default elsewhere, as a user gets them; --threads N sets both to N.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import torch
 
 from augflow.text import Rewriter
 from augflow.text.backends import GenerationRequest
+from augflow.text.backends.local import torch_threads
 
 TEXTS = ["the movie was really great and I loved the actors",
          "dis phone battery dies way 2 fast, not worth the money"]
@@ -35,9 +39,11 @@ YAML = "pipelines/rewrite_smollm2.yaml"
 FIRST_CALL = """
 import sys, time, torch
 start = time.perf_counter()
-torch.set_num_threads(int(sys.argv[1]))
 from augflow.text import Rewriter
 rw = Rewriter.from_yaml(sys.argv[2])
+if sys.argv[1] != "None":
+    torch.set_num_threads(int(sys.argv[1]))
+    rw.backend.threads = int(sys.argv[1])
 rw.k, rw.cache = int(sys.argv[3]), None
 t = time.perf_counter()
 rw([sys.argv[4]])
@@ -63,10 +69,11 @@ def one_at_a_time(backend, requests: list[GenerationRequest]) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--k", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of old and new path")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     got = subprocess.run([sys.executable, "-c", FIRST_CALL, str(args.threads), YAML, str(args.k), TEXTS[0]],
                          capture_output=True, text=True, env=env, check=True).stdout.split()
@@ -76,9 +83,12 @@ def main() -> None:
     cache = Path(tempfile.mkdtemp()) / "rewrites.sqlite"
     rw = Rewriter.from_yaml(YAML)
     rw.k, rw.cache = args.k, type(rw.cache)(cache)
+    if args.threads is not None:
+        rw.backend.threads = args.threads
     start = time.perf_counter()
     rw.backend.load()
-    print(f"model load: {time.perf_counter() - start:.1f} s  (torch threads {torch.get_num_threads()})")
+    print(f"model load: {time.perf_counter() - start:.1f} s  (torch threads {torch.get_num_threads()}, "
+          f"while generating {rw.backend.threads or torch.get_num_threads()})")
 
     requests = [GenerationRequest(rw.prompt.messages(t), rw.prompt.flat(t), rw.seed_of(j), rw.temperature,
                                   rw.max_new_tokens, rw.top_p) for t in TEXTS for j in range(args.k)]
@@ -86,7 +96,8 @@ def main() -> None:
     times: dict[str, list[float]] = {"one at a time": [], "batched": []}
     for _ in range(args.rounds):
         start = time.perf_counter()
-        old = one_at_a_time(rw.backend, requests)
+        with torch_threads(rw.backend.threads):
+            old = one_at_a_time(rw.backend, requests)
         times["one at a time"].append(time.perf_counter() - start)
         rw.backend._prefix = None        # each round starts without the kept prompt prefix
         start = time.perf_counter()

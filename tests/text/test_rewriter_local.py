@@ -198,3 +198,21 @@ def test_kept_prompt_prefix_and_repeated_rows_give_the_full_prompt_logits_within
 def test_batch_size_must_be_positive(tiny_causal_dir):
     with pytest.raises(ValueError, match="batch_size"):
         Rewriter({"kind": "transformers", "model": str(tiny_causal_dir), "batch_size": 0})
+
+
+def test_threads_setting_applies_while_generating_and_is_restored(tiny_causal_dir):
+    import torch
+    rw = _rewriter(tiny_causal_dir, k=1)
+    rw.backend.threads = 1
+    model, _, _ = rw.backend.load()
+    seen = []
+    handle = model.register_forward_pre_hook(lambda module, args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rw.rewrite(TEXTS[:1])
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        handle.remove()
+        torch.set_num_threads(before)

@@ -14,6 +14,7 @@ falls that close to a boundary (tests/text/test_rewriter_local.py measures both)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -147,12 +148,16 @@ class TransformersBackend:
     def __init__(self, model: str | None = None, *, package: str | None = None, gguf_file: str | None = None,
                  model_kind: str = "auto", device: str = "cpu", dtype: str = "float32",
                  min_new_tokens: int = 0, repetition_penalty: float = 1.0,
-                 convert_cache: str | None | bool = DEFAULT_CONVERT_CACHE, batch_size: int = 16):
+                 convert_cache: str | None | bool = DEFAULT_CONVERT_CACHE, batch_size: int = 16,
+                 threads: int | None = None):
         if model_kind not in ("auto", "causal", "seq2seq"):
             raise ValueError(f"model_kind must be 'auto', 'causal' or 'seq2seq', got {model_kind!r}")
         if int(batch_size) < 1:
             raise ValueError(f"batch_size (rows per generate call) must be >= 1, got {batch_size!r}")
         self.batch_size = int(batch_size)
+        if threads is not None and int(threads) < 1:
+            raise ValueError(f"threads (torch threads while generating) must be >= 1 or null, got {threads!r}")
+        self.threads = None if threads is None else int(threads)
         self._prefix: tuple[tuple[int, ...], Any] | None = None   # shared prompt prefix and its 1-row cache
         self.path, self.gguf_file = resolve_model_dir(model, package, gguf_file)
         self.model_kind, self.device, self.dtype = model_kind, device, dtype
@@ -248,7 +253,7 @@ class TransformersBackend:
             return cache
         name = _cache_kwarg(model)
         kwargs = {name: cache} if cache is not None else {}
-        with _GENERATE_LOCK, torch.no_grad():
+        with _GENERATE_LOCK, torch_threads(self.threads), torch.no_grad():
             out = model(input_ids=ids.to(self.device), use_cache=True, **kwargs)
         return getattr(out, "cache", None) or out.past_key_values
 
@@ -279,10 +284,27 @@ class TransformersBackend:
         kwargs: dict[str, Any] = dict(max_new_tokens=req.max_new_tokens, do_sample=False,
                                       pad_token_id=tok.pad_token_id, min_new_tokens=self.min_new_tokens,
                                       repetition_penalty=self.repetition_penalty, logits_processor=processors)
-        with _GENERATE_LOCK, torch.no_grad():
+        with _GENERATE_LOCK, torch_threads(self.threads), torch.no_grad():
             ids = model.generate(**inputs, **kwargs)
         new = ids[:, inputs["input_ids"].shape[1]:] if kind == "causal" else ids
         return [tok.decode(row, skip_special_tokens=True) for row in new]
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """torch's intra-op thread count set to `n` for the block and restored after (None: unchanged).
+    On a shared CPU, one thread keeps a small model's generation from stalling on busy cores."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _common_prefix_len(seqs: list) -> int:
