@@ -53,6 +53,42 @@ def test_gguf_conversion_is_cached_as_a_plain_model_directory(smol):
     assert (target / "augflow-converted.txt").exists() and (target / "model.safetensors").exists()
 
 
+def test_a_new_process_loads_the_converted_copy_not_the_gguf(smol):
+    from augflow.text.backends import local
+
+    b = smol.backend
+    smol.backend.load()
+    key = next(k for k in local._MODELS if k[0] == str(b.path))
+    kept = local._MODELS.pop(key)          # what a fresh process would see: nothing loaded yet
+    try:
+        model, _, _ = b.load()
+        assert model.name_or_path == str(local.converted_dir(b.path, b.gguf_file, b.dtype, b.convert_cache))
+    finally:
+        local._MODELS[key] = kept
+
+
+def test_smollm2_batched_rewrites_equal_seeded_sampling_one_at_a_time(smol):
+    """Row r of the batched call is the text transformers' own sampling gives for rewrite r alone."""
+    import torch
+
+    from augflow.text.backends import GenerationRequest
+
+    model, tok, _ = smol.backend.load()
+    requests = [GenerationRequest(smol.prompt.messages(TEXT), smol.prompt.flat(TEXT), smol.seed_of(j), 0.7, 12, 0.95)
+                for j in range(2)]
+    expected = []
+    for req in requests:
+        inputs = tok(tok.apply_chat_template(req.messages, add_generation_prompt=True, tokenize=False),
+                     return_tensors="pt", add_special_tokens=False)
+        with torch.random.fork_rng(), torch.no_grad():
+            torch.manual_seed(req.seed)
+            ids = model.generate(**inputs, max_new_tokens=12, do_sample=True, temperature=0.7, top_p=0.95,
+                                 pad_token_id=tok.pad_token_id)
+        expected.append(tok.decode(ids[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    assert expected[0] != expected[1]
+    assert [g.text for g in smol.backend.generate(requests)] == expected
+
+
 def test_text_tta_with_smollm2_rewrites(smol):
     from augflow.tta import TextTTA
 
