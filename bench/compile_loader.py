@@ -162,11 +162,13 @@ def kornia_loader(paths):
     return Loader()
 
 
-def dali_native(paths):
+def dali_native(paths, batch: int = BATCH, threads: int = 1, device_id: int | None = None):
     """DALI's own ImageNet recipe: decoders.image_random_crop, resize, random colour, CMN with a coin flip.
 
     Files come through a per-sample external_source that ends the epoch (a fn.readers.file reader
     streams on past the epoch in DALI's threads, which would bill its work to the next arm).
+    `device_id=None`: DALI's CPU operators; a GPU id: the `mixed` decoder and GPU operators
+    (bench/gpu.py), with DALI's default prefetch.
     """
     import math
 
@@ -176,17 +178,18 @@ def dali_native(paths):
     from nvidia.dali.plugin.base_iterator import LastBatchPolicy
     from nvidia.dali.plugin.pytorch import DALIGenericIterator
 
-    padded = math.ceil(len(paths) / BATCH) * BATCH
+    padded = math.ceil(len(paths) / batch) * batch
+    gpu = device_id is not None
 
     def source(info):
         if info.idx_in_epoch >= padded:
             raise StopIteration
         return np.fromfile(paths[min(info.idx_in_epoch, len(paths) - 1)], dtype=np.uint8)
 
-    @pipeline_def(batch_size=BATCH, num_threads=1, device_id=None, seed=0, prefetch_queue_depth=1)
+    @pipeline_def(batch_size=batch, num_threads=threads, device_id=device_id, seed=0, prefetch_queue_depth=2 if gpu else 1)
     def graph():
         jpegs = fn.external_source(source=source, batch=False)
-        images = fn.decoders.image_random_crop(jpegs, device="cpu", output_type=types.RGB,
+        images = fn.decoders.image_random_crop(jpegs, device="mixed" if gpu else "cpu", output_type=types.RGB,
                                                random_area=[0.08, 1.0], random_aspect_ratio=[0.75, 1.333])
         images = fn.resize(images, resize_x=224, resize_y=224)
         jitter = fn.random.coin_flip(probability=0.8)

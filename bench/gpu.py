@@ -22,7 +22,6 @@ printed from a CPU run.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -45,48 +44,16 @@ SAMPLE = [
 
 
 def dali_gpu(paths: list[str], batch: int, threads: int):
-    import nvidia.dali.fn as fn
-    import nvidia.dali.types as types
-    from nvidia.dali import pipeline_def
-    from nvidia.dali.plugin.base_iterator import LastBatchPolicy
-    from nvidia.dali.plugin.pytorch import DALIGenericIterator
+    """DALI's native GPU pipeline: the same recipe as the CPU peer in compile_loader.py, `mixed` decode."""
+    from compile_loader import dali_native
 
-    padded = math.ceil(len(paths) / batch) * batch
+    loader = dali_native(paths, batch=batch, threads=threads, device_id=0)
 
-    def source(info):
-        if info.idx_in_epoch >= padded:
-            raise StopIteration
-        return np.fromfile(paths[min(info.idx_in_epoch, len(paths) - 1)], dtype=np.uint8)
-
-    @pipeline_def(batch_size=batch, num_threads=threads, device_id=0, seed=0)
-    def graph():
-        jpegs = fn.external_source(source=source, batch=False)
-        images = fn.decoders.image_random_crop(jpegs, device="mixed", output_type=types.RGB,
-                                               random_area=[0.08, 1.0], random_aspect_ratio=[0.75, 1.333])
-        images = fn.resize(images, resize_x=224, resize_y=224)
-        jitter = fn.random.coin_flip(probability=0.8)
-        b, c, s = (1.0 + (fn.random.uniform(range=[0.6, 1.4]) - 1.0) * jitter for _ in range(3))
-        images = fn.brightness_contrast(images, brightness=b, contrast=c)
-        images = fn.saturation(images, saturation=s)
-        return fn.crop_mirror_normalize(images, dtype=types.FLOAT, output_layout="CHW", mirror=fn.random.coin_flip(),
-                                        mean=[m * 255 for m in MEAN], std=[v * 255 for v in STD])
-
-    pipe = graph()
-    pipe.build()
-    it = DALIGenericIterator(pipe, ["image"], size=len(paths), last_batch_policy=LastBatchPolicy.PARTIAL,
-                             auto_reset=False, prepare_first_batch=False)
-
-    class Loader:
-        def __init__(self):
-            self.started = False
-
+    class Images:
         def __iter__(self):
-            if self.started:
-                it.reset()
-            self.started = True
-            for out in it:
+            for out in loader:
                 yield out[0]["image"]
-    return Loader()
+    return Images()
 
 
 def kornia_gpu(paths: list[str], batch: int, workers: int):

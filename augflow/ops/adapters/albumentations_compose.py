@@ -103,20 +103,16 @@ def _fields(top: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in (top.get("additional_targets") or {}).items():
         out[key] = value
-    bp = top.get("bbox_params")
-    if bp:
-        _warn_dropped("bbox_params", bp, _BBOX_DEFAULTS)
-        spec = {"kind": "bboxes", "format": bp.get("format", "pascal_voc")}
-        if bp.get("label_fields"):
-            spec["label_fields"] = list(bp["label_fields"])
-        out["bboxes"] = spec
-    kp = top.get("keypoint_params")
-    if kp:
-        _warn_dropped("keypoint_params", kp, _KEYPOINT_DEFAULTS)
-        spec = {"kind": "keypoints", "format": kp.get("format", "xy")}
-        if kp.get("label_fields"):
-            spec["label_fields"] = list(kp["label_fields"])
-        out["keypoints"] = spec
+    for key, kind, default_format, defaults in (("bbox_params", "bboxes", "pascal_voc", _BBOX_DEFAULTS),
+                                                ("keypoint_params", "keypoints", "xy", _KEYPOINT_DEFAULTS)):
+        params = top.get(key)
+        if not params:
+            continue
+        _warn_dropped(key, params, defaults)
+        spec = {"kind": kind, "format": params.get("format", default_format)}
+        if params.get("label_fields"):
+            spec["label_fields"] = list(params["label_fields"])
+        out[kind] = spec
     return out
 
 
