@@ -78,9 +78,11 @@ class call_rng:   # noqa: N801 - used as a function: `with call_rng(seed, epoch,
 def draw_seed(rng: np.random.Generator) -> int:
     """A 63-bit seed drawn from `rng`, as adapter ops draw theirs.
 
-    `rng.integers(2**63)` (~7 us) rather than one raw Philox word (~2 us): kept so that a given
-    generator state gives the same per-op seeds, hence the same outputs, as before the fast path."""
-    return int(rng.integers(2**63))
+    The value `rng.integers(2**63)` gives (so outputs stay the same), taken from one raw 64-bit
+    word: numpy's Lemire method on the range 2**63 never rejects and returns the word's top 63
+    bits, and both read the bit generator's 64-bit stream (tests/test_seeding_fast.py checks the
+    equality). ~0.7 us instead of ~3.5 us."""
+    return int(rng.bit_generator.random_raw()) >> 1
 
 
 class fixed_rng:   # noqa: N801 - the `call_rng` interface over a generator made elsewhere
