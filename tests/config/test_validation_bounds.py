@@ -90,4 +90,5 @@ def test_exponent_numbers_read_as_numbers():
 
 
 def test_large_but_sane_sizes_still_load():
-    augflow.Pipeline.from_yaml_text("augflow: 1\nsample:\n  - random_resized_crop: {size: [4096, 4096]}\n")
+    pipe = augflow.Pipeline.from_yaml_text("augflow: 1\nsample:\n  - random_resized_crop: {size: [4096, 4096]}\n")
+    assert tuple(pipe.op_steps()[0].op.transform.size) == (4096, 4096)
