@@ -45,7 +45,9 @@ def _in_flight(out) -> bool:
 MOMENTS = {
     "early": lambda out: (out / ".augflow" / "job.json").exists(),
     "mid-shard": lambda out: len(_parts(out)) >= 1 and _in_flight(out),
-    "near the end": lambda out: len(_parts(out)) == -(-6 * COPIES // SHARD) - 1,
+    # the last two shards unrecorded: with 2 workers they run in lockstep (equal sleeps) and are
+    # recorded within milliseconds of each other, so "exactly one left" could be skipped over
+    "near the end": lambda out: len(_parts(out)) >= -(-6 * COPIES // SHARD) - 2,
 }
 
 
@@ -95,7 +97,7 @@ def test_kill_9_at_any_moment_then_rerun_gives_the_uninterrupted_result(photos, 
             assert _in_flight(out)               # a partial shard really was left behind
     proc = run_cli(*_args(photos, out, fmt, workers), check=True)
     # killed with one shard left; with 2 workers the last one may have finished in the same instant
-    assert re.search(r"resuming: [45] of 5 shards already done", proc.stderr)
+    assert re.search(r"resuming: [345] of 5 shards already done", proc.stderr)
     got, want = files_of(out), files_of(reference)
     assert sorted(got) == sorted(want)
     assert got == want
